@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .models import UploadedImage
+
+
+@admin.register(UploadedImage)
+class UploadedImageAdmin(admin.ModelAdmin):
+    list_display = (
+        "thumbnail",
+        "__str__",
+        "owner",
+        "status",
+        "format",
+        "dimensions",
+        "size",
+        "created",
+    )
+    list_display_links = ("thumbnail", "__str__")
+    list_filter = ("status", "format", "created")
+    search_fields = ("=md5", "=sha256", "original_name")
+    list_select_related = ("owner",)
+    date_hierarchy = "created"
+    actions = ("reprocess",)
+    readonly_fields = (
+        "thumbnail",
+        "original",
+        "resized",
+        "original_name",
+        "md5",
+        "sha256",
+        "scope",
+        "status",
+        "error",
+        "attempts",
+        "width",
+        "height",
+        "format",
+        "size",
+        "resized_width",
+        "resized_height",
+        "created",
+        "updated",
+    )
+    fields = ("thumbnail", "owner", *readonly_fields[1:])
+
+    @admin.display(description=_("preview"))
+    def thumbnail(self, obj: UploadedImage) -> str:
+        url = obj.resized_url
+        if not url:
+            return "—"
+        return format_html(
+            '<img src="{}" alt="" loading="lazy" style="max-width:120px;max-height:80px">', url
+        )
+
+    @admin.display(description=_("size"))
+    def dimensions(self, obj: UploadedImage) -> str:
+        return f"{obj.width} x {obj.height}"
+
+    @admin.action(description=_("Reprocess selected images"))
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[UploadedImage]) -> None:
+        count = services.reprocess(queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d image queued for reprocessing.",
+                "%(count)d images queued for reprocessing.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Images arrive through the upload path (validation, hashing, dedup).
+        return False

@@ -1,0 +1,21 @@
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+from django.db.models.signals import post_save
+from django.utils.translation import gettext_lazy as _
+
+
+class ImageSyncConfig(AppConfig):
+    name = "django_image_sync"
+    label = "django_image_sync"
+    verbose_name = _("Image sync")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .models import UploadedImage
+        from .receivers import dispatch_new_image, reset_storage
+
+        post_save.connect(
+            dispatch_new_image, sender=UploadedImage, dispatch_uid="image_sync_dispatch_new"
+        )
+        setting_changed.connect(reset_storage, dispatch_uid="image_sync_reset_storage")

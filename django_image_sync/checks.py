@@ -1,0 +1,163 @@
+"""System checks: configuration mistakes show in ``manage.py check``, not at the first upload.
+
+Ids in use (never reuse one): E001 STORAGE, E002 CACHE, E003 TARGET_SIZE,
+E004 ALLOWED_FORMATS, E005 OUTPUT_FORMAT, E006 QUALITY, E007 DEDUP_SCOPE,
+E008 positive integers, E009 BACKGROUND_COLOR, E010 IMAGE_SYNC type,
+W001 unknown key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from PIL import features
+
+from . import conf
+
+ID = "django_image_sync.{}"
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "IMAGE_SYNC", None)
+    if raw is not None and not isinstance(raw, dict):
+        return [
+            Error(
+                "IMAGE_SYNC must be a dict.",
+                hint="Set IMAGE_SYNC = {...} with the keys you want to change, or leave it out.",
+                id=ID.format("E010"),
+            )
+        ]
+    messages: list[CheckMessage] = []
+    values = conf.user_settings()
+    for key in sorted(set(values) - set(conf.DEFAULTS)):
+        messages.append(
+            Warning(
+                f"IMAGE_SYNC has an unknown key {key!r}; it is ignored.",
+                hint="Known keys: " + ", ".join(sorted(conf.DEFAULTS)) + ".",
+                id=ID.format("W001"),
+            )
+        )
+
+    storage_alias = conf.get("STORAGE")
+    storages_setting = getattr(settings, "STORAGES", {})
+    if storage_alias not in storages_setting:
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['STORAGE'] is {storage_alias!r}, which is not a key of STORAGES.",
+                hint="Use one of: " + ", ".join(repr(a) for a in storages_setting) + ".",
+                id=ID.format("E001"),
+            )
+        )
+
+    cache_alias = conf.get("CACHE")
+    if cache_alias not in getattr(settings, "CACHES", {}):
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['CACHE'] is {cache_alias!r}, which is not a key of CACHES.",
+                hint="Use one of: " + ", ".join(repr(a) for a in settings.CACHES) + ".",
+                id=ID.format("E002"),
+            )
+        )
+
+    size = conf.get("TARGET_SIZE")
+    if not (isinstance(size, list | tuple) and len(size) == 2 and all(map(_is_positive_int, size))):
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['TARGET_SIZE'] is {size!r}; it must be (width, height) "
+                "with two positive integers.",
+                hint="For example (1920, 1080).",
+                id=ID.format("E003"),
+            )
+        )
+
+    formats = conf.get("ALLOWED_FORMATS")
+    if (
+        isinstance(formats, str)
+        or not isinstance(formats, list | tuple)
+        or not formats
+        or any(
+            not isinstance(f, str) or f.upper() not in conf.SUPPORTED_INPUT_FORMATS for f in formats
+        )
+    ):
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['ALLOWED_FORMATS'] is {formats!r}; it must be a non-empty "
+                f"list drawn from {', '.join(conf.SUPPORTED_INPUT_FORMATS)}.",
+                hint='For example ("JPEG", "PNG").',
+                id=ID.format("E004"),
+            )
+        )
+
+    output = conf.get("OUTPUT_FORMAT")
+    if not isinstance(output, str) or output.upper() not in conf.OUTPUT_FORMATS:
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['OUTPUT_FORMAT'] is {output!r}; it must be one of "
+                f"{', '.join(conf.OUTPUT_FORMATS)}.",
+                hint='"JPEG" suits photos; "PNG" keeps transparency.',
+                id=ID.format("E005"),
+            )
+        )
+    elif output.upper() == "WEBP" and not features.check("webp"):
+        messages.append(
+            Error(
+                "IMAGE_SYNC['OUTPUT_FORMAT'] is 'WEBP' but this Pillow has no WebP support.",
+                hint="Install a Pillow wheel built with libwebp, or choose JPEG.",
+                id=ID.format("E005"),
+            )
+        )
+
+    quality = conf.get("QUALITY")
+    if not _is_positive_int(quality) or quality > 100:
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['QUALITY'] is {quality!r}; it must be an integer from 1 to 100.",
+                hint="75 to 90 suits the web; above 95 mostly adds bytes.",
+                id=ID.format("E006"),
+            )
+        )
+
+    scope = conf.get("DEDUP_SCOPE")
+    if scope not in conf.DEDUP_SCOPES:
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['DEDUP_SCOPE'] is {scope!r}; it must be 'owner' or 'global'.",
+                hint="'owner' keeps users' images apart; 'global' shares identical content.",
+                id=ID.format("E007"),
+            )
+        )
+
+    for key in ("MAX_FILES", "MAX_FILE_SIZE", "MAX_PIXELS", "PAGE_SIZE", "MAX_ATTEMPTS"):
+        value = conf.get(key)
+        if not _is_positive_int(value):
+            messages.append(
+                Error(
+                    f"IMAGE_SYNC[{key!r}] is {value!r}; it must be a positive integer.",
+                    hint=f"The default is {conf.DEFAULTS[key]!r}.",
+                    id=ID.format("E008"),
+                )
+            )
+
+    background = conf.get("BACKGROUND_COLOR")
+    if not (
+        isinstance(background, list | tuple)
+        and len(background) == 3
+        and all(isinstance(c, int) and 0 <= c <= 255 for c in background)
+    ):
+        messages.append(
+            Error(
+                f"IMAGE_SYNC['BACKGROUND_COLOR'] is {background!r}; it must be an "
+                "(r, g, b) triple of integers from 0 to 255.",
+                hint="For example (255, 255, 255) for white.",
+                id=ID.format("E009"),
+            )
+        )
+    return messages

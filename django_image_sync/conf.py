@@ -1,0 +1,78 @@
+"""The app's settings: one ``IMAGE_SYNC`` dict in the site's settings.
+
+Every value is read at access time, so ``override_settings(IMAGE_SYNC=...)``
+works in tests and nothing is cached at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+MiB = 1024 * 1024
+
+DEFAULTS: dict[str, Any] = {
+    # Fit resized images inside this box (width, height); never upscale.
+    "TARGET_SIZE": (1920, 1080),
+    # How many files one submission may carry.
+    "MAX_FILES": 2,
+    # Largest accepted file, in bytes.
+    "MAX_FILE_SIZE": 5 * MiB,
+    # Largest accepted image in pixels, all frames counted (decompression bombs).
+    "MAX_PIXELS": 50_000_000,
+    # Formats accepted, decided by decoding the content (never by name or type).
+    "ALLOWED_FORMATS": ("JPEG", "PNG"),
+    # Alias in STORAGES used for originals and resized files.
+    "STORAGE": "default",
+    # Alias in CACHES used for resize results.
+    "CACHE": "default",
+    # How long a resize result stays cached, in seconds (None: until evicted).
+    "CACHE_TIMEOUT": 60 * 60 * 24 * 30,
+    # Refuse uploads and listings to anonymous users.
+    "REQUIRE_AUTH": True,
+    # "owner": each user has their own copy of identical content;
+    # "global": identical content is stored once for the whole site and shared.
+    "DEDUP_SCOPE": "owner",
+    # Format of resized files: "JPEG", "PNG" or "WEBP".
+    "OUTPUT_FORMAT": "JPEG",
+    # Encoder quality for JPEG and WEBP output (1-95).
+    "QUALITY": 85,
+    # Colour that transparency is flattened onto when the output has no alpha.
+    "BACKGROUND_COLOR": (255, 255, 255),
+    # Folder (storage prefix) under which every file of the app is stored.
+    "UPLOAD_TO": "image_sync",
+    # Page size of the gallery and of the list API.
+    "PAGE_SIZE": 24,
+    # How many times a task may claim one image before it is marked failed.
+    "MAX_ATTEMPTS": 5,
+}
+
+OUTPUT_FORMATS = ("JPEG", "PNG", "WEBP")
+SUPPORTED_INPUT_FORMATS = ("JPEG", "PNG")
+DEDUP_SCOPES = ("owner", "global")
+
+
+def user_settings() -> dict[str, Any]:
+    value = getattr(django_settings, "IMAGE_SYNC", None) or {}
+    return dict(value)
+
+
+def get(name: str) -> Any:
+    """Return the current value of one setting, falling back to its default."""
+    if name not in DEFAULTS:
+        raise AttributeError(f"Unknown django-image-sync setting: {name}")
+    return user_settings().get(name, DEFAULTS[name])
+
+
+class _Settings:
+    """Attribute access to the settings: ``conf.settings.TARGET_SIZE``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return get(name)
+
+    def __dir__(self) -> list[str]:
+        return list(DEFAULTS)
+
+
+settings = _Settings()

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from . import conf, services
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that takes the same field name repeated, one file each."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        files = data if isinstance(data, list | tuple) else [data]
+        files = [f for f in files if f]
+        if not files:
+            if self.required:
+                raise ValidationError(self.error_messages["required"], code="required")
+            return []
+        return files
+
+
+class UploadForm(forms.Form):
+    """The upload form: field ``images``, one to ``MAX_FILES`` files.
+
+    ``cleaned_data["images"]`` holds :class:`~django_image_sync.services.CheckedFile`
+    objects, ready for :func:`~django_image_sync.services.store_files`.
+    """
+
+    images = MultipleFileField(label=_("Images"))
+    # The broken rules of a refused submission, each naming its file.
+    file_errors: list[services.FileError]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.file_errors = []
+        accept = ",".join(
+            {"JPEG": "image/jpeg", "PNG": "image/png"}.get(f.upper(), f"image/{f.lower()}")
+            for f in conf.get("ALLOWED_FORMATS")
+        )
+        self.fields["images"].widget.attrs.update({"accept": accept, "multiple": True})
+        self.fields["images"].help_text = _("Up to %(count)d files, %(size)s each at most.") % {
+            "count": conf.get("MAX_FILES"),
+            "size": _format_bytes(conf.get("MAX_FILE_SIZE")),
+        }
+
+    def error_list(self) -> list[services.FileError]:
+        """Every error of a bound, invalid form as :class:`~services.FileError`."""
+        if self.file_errors:
+            return list(self.file_errors)
+        return [
+            services.FileError(None, error.code or "invalid", " ".join(error.messages))
+            for errors in self.errors.as_data().values()
+            for error in errors
+        ]
+
+    def clean_images(self) -> list[services.CheckedFile]:
+        try:
+            return services.check_files(self.cleaned_data["images"])
+        except services.UploadRejected as rejected:
+            self.file_errors = rejected.errors
+            raise ValidationError(
+                [ValidationError(error.message, code=error.code) for error in rejected.errors]
+            ) from None
+
+
+def _format_bytes(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.3g} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)

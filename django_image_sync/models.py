@@ -1,0 +1,146 @@
+"""The stored image, its state machine, and the one place that names stored files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+from .storage import get_storage
+
+
+class Status:
+    """The states of an image. Plain strings: they are stored and sent as JSON."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    choices = (
+        (PENDING, _("Pending")),
+        (PROCESSING, _("Processing")),
+        (DONE, _("Done")),
+        (FAILED, _("Failed")),
+    )
+
+
+# Which states a row may move to a state from. Every status change goes
+# through ``UploadedImageQuerySet.transition`` and so through this table.
+TRANSITION_SOURCES: dict[str, frozenset[str]] = {
+    # claimed by a worker; a redelivered task may claim a row still "processing"
+    Status.PROCESSING: frozenset({Status.PENDING, Status.PROCESSING}),
+    Status.DONE: frozenset({Status.PROCESSING}),
+    Status.FAILED: frozenset({Status.PENDING, Status.PROCESSING}),
+    # a retry hands the row back; "reprocess" starts a done or failed row over
+    Status.PENDING: frozenset({Status.PROCESSING, Status.DONE, Status.FAILED}),
+}
+
+
+def scope_for(owner: Any) -> str:
+    """The deduplication scope an upload by ``owner`` belongs to."""
+    if conf.get("DEDUP_SCOPE") == "global":
+        return "global"
+    if owner is None or not getattr(owner, "pk", None):
+        return "anonymous"
+    return f"user:{owner.pk}"
+
+
+def _hashed_dir(sha256: str) -> str:
+    return f"{conf.get('UPLOAD_TO').strip('/')}/{{kind}}/{sha256[:2]}/{sha256[2:4]}"
+
+
+def original_name(sha256: str, extension: str) -> str:
+    """Storage name of an original: content-addressed, so written once and shared."""
+    return f"{_hashed_dir(sha256).format(kind='originals')}/{sha256}.{extension}"
+
+
+def resized_name(sha256: str, spec_key: str, extension: str) -> str:
+    """Storage name of a resized file: the content hash plus the resize settings."""
+    return f"{_hashed_dir(sha256).format(kind='resized')}/{sha256}-{spec_key}.{extension}"
+
+
+class UploadedImageQuerySet(models.QuerySet["UploadedImage"]):
+    def transition(self, pk: int, to: str, **fields: Any) -> bool:
+        """Move row ``pk`` to status ``to`` if the state machine allows it.
+
+        A single conditional UPDATE, so two workers racing for the same row
+        cannot both win. Returns whether the row moved.
+        """
+        sources = TRANSITION_SOURCES[to]
+        fields.setdefault("updated", timezone.now())
+        moved = self.filter(pk=pk, status__in=sources).update(status=to, **fields)
+        return bool(moved)
+
+    def for_scope(self, scope: str) -> UploadedImageQuerySet:
+        return self.filter(scope=scope)
+
+
+class UploadedImage(models.Model):
+    original = models.FileField(_("original"), storage=get_storage, max_length=255)
+    resized = models.FileField(_("resized"), storage=get_storage, max_length=255, blank=True)
+    original_name = models.CharField(
+        _("uploaded file name"),
+        max_length=255,
+        blank=True,
+        help_text=_("The name the client sent; display only, never a storage path."),
+    )
+    md5 = models.CharField(_("MD5"), max_length=32, db_index=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    scope = models.CharField(
+        _("deduplication scope"),
+        max_length=64,
+        editable=False,
+        help_text=_('"user:<id>", "anonymous" or "global": where identical content is shared.'),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("processing attempts"), default=0)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    format = models.CharField(_("format"), max_length=10)
+    size = models.PositiveBigIntegerField(_("size in bytes"))
+    resized_width = models.PositiveIntegerField(_("resized width"), null=True, blank=True)
+    resized_height = models.PositiveIntegerField(_("resized height"), null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="uploaded_images",
+        verbose_name=_("owner"),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = UploadedImageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("uploaded image")
+        verbose_name_plural = _("uploaded images")
+        ordering = ("-created", "-id")
+        constraints = (
+            # The database, not a check-then-insert, decides a race between two
+            # uploads of the same bytes in the same scope.
+            models.UniqueConstraint(
+                fields=("scope", "sha256"), name="image_sync_unique_content_in_scope"
+            ),
+        )
+        indexes = (models.Index(fields=("status", "updated"), name="image_sync_status_updated"),)
+
+    def __str__(self) -> str:
+        return self.original_name or f"image {self.pk}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == Status.DONE and bool(self.resized)
+
+    @property
+    def resized_url(self) -> str | None:
+        """URL of the resized file once processed, else None. No storage I/O."""
+        return self.resized.url if self.is_done else None

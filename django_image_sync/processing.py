@@ -1,0 +1,336 @@
+"""The image pipeline: plain Python on bytes and file objects, Pillow only.
+
+Nothing here imports Django or Celery, so the upload form, the Celery task, the
+benchmark and management commands all call the same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Bumped whenever a change here alters the bytes of a resized image, so cached
+# results of the old pipeline are not reused.
+PIPELINE_VERSION = 1
+
+HASH_CHUNK_SIZE = 1024 * 1024
+
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+FORMAT_MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+# Only used to name a refused format in the error message: these bytes are never
+# handed to a decoder other than the allowed ones.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+)
+
+EXIF_ORIENTATION = 0x0112
+# Orientations whose transform swaps width and height.
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+class ImageProblem(Exception):
+    """An image broke one of the rules. ``code`` names the rule."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What validation learnt about an accepted image."""
+
+    format: str
+    width: int  # as displayed, after the EXIF orientation is applied
+    height: int
+    frames: int
+    size: int  # bytes
+
+    @property
+    def extension(self) -> str:
+        return FORMAT_EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    """Everything that decides the bytes of a resized image."""
+
+    box: tuple[int, int]
+    format: str = "JPEG"
+    quality: int = 85
+    background: tuple[int, int, int] = (255, 255, 255)
+
+    @property
+    def key(self) -> str:
+        """A short stable fingerprint, part of cache keys and stored names."""
+        raw = (
+            f"v{PIPELINE_VERSION}:{self.box[0]}x{self.box[1]}:{self.format}:"
+            f"q{self.quality}:bg{self.background[0]},{self.background[1]},{self.background[2]}"
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+    @property
+    def extension(self) -> str:
+        return FORMAT_EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class ResizeResult:
+    data: bytes
+    width: int
+    height: int
+    format: str
+
+
+def hash_file(fileobj: IO[bytes]) -> tuple[str, str]:
+    """Return ``(md5, sha256)`` hex digests of the whole file in one pass."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    fileobj.seek(0)
+    while chunk := fileobj.read(HASH_CHUNK_SIZE):
+        md5.update(chunk)
+        sha256.update(chunk)
+    fileobj.seek(0)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def file_size(fileobj: IO[bytes]) -> int:
+    fileobj.seek(0, io.SEEK_END)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    return size
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the format of a file from its first bytes, for error messages only."""
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    text = head.lstrip().lower()
+    if text.startswith((b"<svg", b"<?xml")):
+        return "SVG"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "HTML"
+    return None
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # malformed EXIF is common in camera files; treat as upright
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def inspect_image(
+    fileobj: IO[bytes],
+    *,
+    allowed_formats: Sequence[str],
+    max_pixels: int,
+    max_bytes: int | None = None,
+) -> ImageInfo:
+    """Check that ``fileobj`` is an acceptable image, cheaply, and describe it.
+
+    The format is decided by decoding with Pillow restricted to
+    ``allowed_formats``; byte size and pixel count (all frames together) are
+    checked before any pixel is decoded; a reduced-size decode (JPEG) or a
+    chunk walk with CRC checks (PNG) catches truncated files.
+    Raises :class:`ImageProblem` with a ``code`` naming the broken rule.
+    """
+    size = file_size(fileobj)
+    if size == 0:
+        raise ImageProblem("empty", "the file is empty")
+    if max_bytes is not None and size > max_bytes:
+        raise ImageProblem(
+            "max_file_size",
+            f"the file is {size} bytes; the limit is {max_bytes} bytes",
+        )
+    allowed = [f.upper() for f in allowed_formats]
+    head = fileobj.read(64)
+    fileobj.seek(0)
+    try:
+        im = Image.open(fileobj, formats=allowed)
+    except UnidentifiedImageError:
+        found = sniff_format(head)
+        detail = f"it looks like {found}" if found else "its content is not an image"
+        raise ImageProblem(
+            "format",
+            f"{detail}; allowed formats are {', '.join(allowed)}",
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem("max_pixels", f"the image is too large: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem("corrupt", f"the image cannot be read ({exc})") from None
+
+    with im:
+        fmt = im.format or ""
+        if fmt == "MPO":  # multi-picture JPEG from some cameras: decoded as JPEG
+            fmt = "JPEG"
+        if fmt not in allowed:
+            raise ImageProblem("format", f"{fmt} is not allowed; allowed: {', '.join(allowed)}")
+        width, height = im.size
+        frames = getattr(im, "n_frames", 1) or 1
+        pixels = width * height * frames
+        limit = max_pixels
+        if Image.MAX_IMAGE_PIXELS is not None:
+            # Pillow would only warn between 1x and 2x its own limit; here that is an error.
+            limit = min(limit, Image.MAX_IMAGE_PIXELS)
+        if width <= 0 or height <= 0:
+            raise ImageProblem("corrupt", "the image has no pixels")
+        if pixels > limit:
+            described = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
+            raise ImageProblem(
+                "max_pixels",
+                f"the image has {pixels} pixels ({described}); the limit is {limit}",
+            )
+        orientation = _orientation(im)
+        try:
+            if fmt == "JPEG":
+                # Decoding at 1/8 scale reads every byte of the entropy-coded data,
+                # so truncation shows, at a fraction of a full decode's cost.
+                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+                im.load()
+            else:
+                im.verify()
+        except Exception as exc:
+            raise ImageProblem("corrupt", f"the image data is damaged ({exc})") from None
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    fileobj.seek(0)
+    return ImageInfo(format=fmt, width=width, height=height, frames=frames, size=size)
+
+
+def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The size that fits ``width x height`` inside ``box``, keeping the aspect ratio.
+
+    Never upscales. Each side is at least one pixel.
+    """
+    box_w, box_h = box
+    if width <= box_w and height <= box_h:
+        return width, height
+    scale = min(box_w / width, box_h / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_workable_mode(im: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        # 16-bit and float greyscale: scale to 8 bits rather than clip.
+        if mode != "I":
+            im = im.convert("I") if mode.startswith("I;16") else im
+        if im.mode == "F":
+            return im.convert("L")
+        return im.point(lambda value: value * (1 / 256)).convert("L")
+    if mode == "1":
+        return im.convert("L")
+    if mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if mode in ("PA", "La", "RGBa"):
+        return im.convert("RGBA")
+    if mode == "CMYK":
+        return im.convert("RGB")
+    if "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB")
+
+
+def _flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composite an image with alpha onto an opaque background."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base_mode = "L" if im.mode == "LA" else "RGB"
+    colour: Any = background
+    if base_mode == "L":
+        colour = round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2])
+    canvas = Image.new(base_mode, im.size, colour)
+    canvas.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    return canvas
+
+
+def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
+    """Decode, orient, resize to fit ``spec.box``, convert and encode.
+
+    The output carries no EXIF, XMP or comments (GPS, camera serials, ...); an
+    ICC profile is kept only when the colour space is unchanged, so colours
+    stay right.
+    """
+    fileobj.seek(0)
+    with Image.open(fileobj) as source:
+        source_mode = source.mode
+        orientation = _orientation(source)
+        width, height = source.size
+        upright = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+        target = fit_within(upright[0], upright[1], spec.box)
+        if source.format in ("JPEG", "MPO"):
+            stored_target = (
+                (target[1], target[0]) if orientation in _TRANSPOSING_ORIENTATIONS else target
+            )
+            # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while staying >= target.
+            source.draft(source.mode, stored_target)
+        source.load()
+        icc_profile = source.info.get("icc_profile")
+        im: Image.Image = source
+        if orientation != 1:
+            im = ImageOps.exif_transpose(im)
+        im = _to_workable_mode(im)
+        if im.size != target:
+            im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+    out_format = spec.format
+    if out_format == "JPEG":
+        im = _flatten(im, spec.background)
+    keep_icc = icc_profile and (
+        (source_mode in ("RGB", "RGBA", "P") and im.mode in ("RGB", "RGBA"))
+        or (source_mode in ("L", "LA") and im.mode in ("L", "LA"))
+    )
+    # Metadata travels in ``info``; drop all of it and pass back only the profile.
+    im.info = {}
+    save_args: dict[str, Any] = {}
+    if keep_icc:
+        save_args["icc_profile"] = icc_profile
+    if out_format in ("JPEG", "WEBP"):
+        save_args["quality"] = spec.quality
+    if out_format == "PNG":
+        save_args["optimize"] = False
+    buffer = io.BytesIO()
+    im.save(buffer, format=out_format, **save_args)
+    return ResizeResult(
+        data=buffer.getvalue(), width=im.size[0], height=im.size[1], format=out_format
+    )
+
+
+__all__ = [
+    "FORMAT_EXTENSIONS",
+    "FORMAT_MIME_TYPES",
+    "ImageInfo",
+    "ImageProblem",
+    "ResizeResult",
+    "ResizeSpec",
+    "file_size",
+    "fit_within",
+    "hash_file",
+    "inspect_image",
+    "resize_image",
+    "sniff_format",
+]

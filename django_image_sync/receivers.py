@@ -1,0 +1,30 @@
+"""Signal receivers of the app itself, connected in ``ImageSyncConfig.ready``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from .models import Status, UploadedImage
+from .storage import image_storage
+
+
+def dispatch_new_image(
+    sender: type[UploadedImage], instance: UploadedImage, created: bool, **kwargs: Any
+) -> None:
+    """Queue the resize of a new row once its transaction commits.
+
+    After commit, because a worker that picks the task up earlier would not
+    find the row; a rolled-back upload queues nothing.
+    """
+    if created and instance.status == Status.PENDING and not kwargs.get("raw"):
+        from .tasks import dispatch
+
+        transaction.on_commit(partial(dispatch, instance.pk), robust=True)
+
+
+def reset_storage(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("IMAGE_SYNC", "STORAGES"):
+        image_storage.reset()

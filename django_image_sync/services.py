@@ -1,0 +1,383 @@
+"""The two paths of the app, each one straight line.
+
+Upload (in the request, cheap): check -> hash -> dedup -> store original -> row
+``pending`` -> after commit, dispatch the task (see ``receivers.py``).
+
+Worker (in Celery): claim -> cached result? -> resize -> store result -> row
+``done`` -> signal.
+
+The HTML view, the JSON API and sites' own scripts all call these functions,
+so validation and deduplication behave the same however an image arrives.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import IO, Any
+
+from django.core.cache import caches
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from . import conf, processing
+from .models import Status, UploadedImage, original_name, resized_name, scope_for
+from .signals import image_failed, image_processed, image_uploaded
+from .storage import image_storage
+
+logger = logging.getLogger("django_image_sync")
+
+
+# -- errors -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileError:
+    """One broken rule: which file (None for the submission), which rule, and why."""
+
+    file: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "code": self.code, "message": self.message}
+
+
+class UploadRejected(Exception):
+    """The submission broke a rule; nothing of it was stored."""
+
+    def __init__(self, errors: Sequence[FileError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = list(errors)
+
+
+class TransientError(Exception):
+    """Storage (or the database) failed in a way that a later retry may not."""
+
+
+# -- the upload path ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file that passed every rule, with what validation learnt about it."""
+
+    file: IO[bytes]
+    name: str
+    info: processing.ImageInfo
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    image: UploadedImage
+    duplicate: bool
+
+
+def display_name(name: str | None) -> str:
+    """The client's file name made safe to show; it is never used as a path."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.strip()
+    if len(name) > 255:
+        stem, ext = os.path.splitext(name)
+        name = stem[: 255 - len(ext[:16])] + ext[:16]
+    return name
+
+
+def check_files(files: Sequence[IO[bytes]]) -> list[CheckedFile]:
+    """Check a whole submission against the rules; all of it passes or none.
+
+    Raises :class:`UploadRejected` listing every broken rule, each naming the
+    file. Nothing is stored here.
+    """
+    max_files = conf.get("MAX_FILES")
+    if not files:
+        raise UploadRejected([FileError(None, "required", "no file was sent")])
+    if len(files) > max_files:
+        raise UploadRejected(
+            [
+                FileError(
+                    None,
+                    "max_files",
+                    f"{len(files)} files were sent; at most {max_files} are accepted at once",
+                )
+            ]
+        )
+    checked: list[CheckedFile] = []
+    errors: list[FileError] = []
+    for index, fileobj in enumerate(files, start=1):
+        name = display_name(getattr(fileobj, "name", None)) or f"file {index}"
+        try:
+            info = processing.inspect_image(
+                fileobj,
+                allowed_formats=conf.get("ALLOWED_FORMATS"),
+                max_pixels=conf.get("MAX_PIXELS"),
+                max_bytes=conf.get("MAX_FILE_SIZE"),
+            )
+        except processing.ImageProblem as problem:
+            errors.append(FileError(name, problem.code, f"{name}: {problem.message}"))
+        else:
+            checked.append(CheckedFile(file=fileobj, name=name, info=info))
+    if errors:
+        raise UploadRejected(errors)
+    return checked
+
+
+def find_duplicate(scope: str, md5: str, sha256: str) -> UploadedImage | None:
+    """The image with this content in ``scope``: MD5 finds it, SHA-256 confirms it."""
+    for candidate in UploadedImage.objects.filter(scope=scope, md5=md5).select_related("owner"):
+        if candidate.sha256 == sha256:
+            return candidate
+    return None
+
+
+def _write_once(name: str, content: IO[bytes] | File[Any]) -> bool:
+    """Save ``content`` at the content-addressed ``name`` unless it is there.
+
+    Returns True when this call wrote the file.
+    """
+    storage = image_storage
+    if storage.exists(name):
+        return False
+    content.seek(0)
+    saved = storage.save(name, content)
+    if saved != name:
+        # A concurrent upload of the same bytes wrote ``name`` first and the
+        # storage picked another name for ours: keep one copy.
+        _delete_quietly(saved)
+        return False
+    return True
+
+
+def _delete_quietly(name: str) -> None:
+    try:
+        image_storage.delete(name)
+    except Exception:
+        logger.exception("django-image-sync: could not delete stored file %s", name)
+
+
+def _is_referenced(name: str) -> bool:
+    return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
+
+
+def store_files(checked: Iterable[CheckedFile], owner: Any = None) -> list[UploadOutcome]:
+    """Store checked files for ``owner``; identical content is not stored again.
+
+    Runs in one transaction: either every file gets its row, or none does and
+    the originals this call wrote are removed again.
+    """
+    if owner is not None and not getattr(owner, "is_authenticated", True):
+        owner = None
+    scope = scope_for(owner)
+    written: list[str] = []
+    outcomes: list[UploadOutcome] = []
+    try:
+        with transaction.atomic():
+            for item in checked:
+                outcomes.append(_store_one(item, owner, scope, written))
+    except Exception:
+        for name in written:
+            if not _is_referenced(name):
+                _delete_quietly(name)
+        raise
+    for outcome in outcomes:
+        transaction.on_commit(
+            lambda o=outcome: image_uploaded.send(  # type: ignore[misc]
+                sender=UploadedImage, image=o.image, duplicate=o.duplicate
+            ),
+            robust=True,
+        )
+    return outcomes
+
+
+def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) -> UploadOutcome:
+    md5, sha256 = processing.hash_file(item.file)
+    existing = find_duplicate(scope, md5, sha256)
+    if existing is not None:
+        return UploadOutcome(existing, duplicate=True)
+    name = original_name(sha256, item.info.extension)
+    if _write_once(name, item.file):
+        written.append(name)
+    image = UploadedImage(
+        original=name,
+        original_name=item.name,
+        md5=md5,
+        sha256=sha256,
+        scope=scope,
+        status=Status.PENDING,
+        width=item.info.width,
+        height=item.info.height,
+        format=item.info.format,
+        size=item.info.size,
+        owner=owner,
+    )
+    try:
+        with transaction.atomic():
+            image.save()
+    except IntegrityError:
+        # An identical upload in the same scope committed first; it is the image.
+        existing = find_duplicate(scope, md5, sha256)
+        if existing is None:
+            raise
+        return UploadOutcome(existing, duplicate=True)
+    return UploadOutcome(image, duplicate=False)
+
+
+def upload_images(files: Sequence[IO[bytes]], owner: Any = None) -> list[UploadOutcome]:
+    """Check and store files in one call: the entry point for sites' own code."""
+    return store_files(check_files(files), owner=owner)
+
+
+def visible_images(user: Any) -> Any:
+    """The images ``user`` may see: their own, or everyone's with a global scope."""
+    images = UploadedImage.objects.select_related("owner")
+    if conf.get("DEDUP_SCOPE") == "global":
+        return images.all()
+    if user is None or not user.is_authenticated:
+        return images.filter(owner__isnull=True)
+    return images.filter(owner=user)
+
+
+# -- the worker path ----------------------------------------------------------
+
+
+def current_spec() -> processing.ResizeSpec:
+    box = conf.get("TARGET_SIZE")
+    background = conf.get("BACKGROUND_COLOR")
+    return processing.ResizeSpec(
+        box=(int(box[0]), int(box[1])),
+        format=conf.get("OUTPUT_FORMAT").upper(),
+        quality=int(conf.get("QUALITY")),
+        background=(int(background[0]), int(background[1]), int(background[2])),
+    )
+
+
+def result_cache_key(sha256: str, spec: processing.ResizeSpec) -> str:
+    return f"image_sync:resized:{sha256}:{spec.key}"
+
+
+def _cache_get(key: str) -> dict[str, Any] | None:
+    try:
+        value = caches[conf.get("CACHE")].get(key)
+    except Exception:
+        # The cache only saves work; without it everything still runs.
+        logger.warning("django-image-sync: cache read failed for %s", key, exc_info=True)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _cache_set(key: str, value: dict[str, Any]) -> None:
+    try:
+        caches[conf.get("CACHE")].set(key, value, conf.get("CACHE_TIMEOUT"))
+    except Exception:
+        logger.warning("django-image-sync: cache write failed for %s", key, exc_info=True)
+
+
+def _known_result(image: UploadedImage, name: str) -> dict[str, Any] | None:
+    """A result another row already has for the same content and settings."""
+    twin = (
+        UploadedImage.objects.filter(sha256=image.sha256, resized=name, status=Status.DONE)
+        .exclude(pk=image.pk)
+        .values("resized_width", "resized_height")
+        .first()
+    )
+    if twin is None:
+        return None
+    return {"name": name, "width": twin["resized_width"], "height": twin["resized_height"]}
+
+
+def claim(image_id: int) -> UploadedImage | None:
+    """Take a row for processing; None when it is done, failed or gone."""
+    image = UploadedImage.objects.filter(pk=image_id).first()
+    if image is None or image.status not in (Status.PENDING, Status.PROCESSING):
+        return None
+    attempts = image.attempts + 1
+    if not UploadedImage.objects.transition(image_id, Status.PROCESSING, attempts=attempts):
+        return None
+    image.status = Status.PROCESSING
+    image.attempts = attempts
+    return image
+
+
+def process_image(image_id: int, *, force: bool = False) -> str:
+    """Run the worker path for one image. Returns the image's status afterwards.
+
+    Idempotent: a done or failed image is left alone. A result cached for the
+    same content and settings is reused without resizing. ``force`` skips the
+    cache and writes the resized file again (used by "reprocess").
+    Raises :class:`TransientError` for failures worth a retry.
+    """
+    image = claim(image_id)
+    if image is None:
+        return "skipped"
+    max_attempts = conf.get("MAX_ATTEMPTS")
+    if image.attempts > max_attempts:
+        return fail_image(image_id, f"gave up after {max_attempts} attempts")
+
+    spec = current_spec()
+    name = resized_name(image.sha256, spec.key, spec.extension)
+    key = result_cache_key(image.sha256, spec)
+    result = None if force else (_cache_get(key) or _known_result(image, name))
+    if result is None:
+        try:
+            with image_storage.open(image.original.name, "rb") as fh:
+                data = fh.read()
+        except Exception as exc:
+            raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
+        try:
+            output = processing.resize_image(io.BytesIO(data), spec)
+        except Exception as exc:
+            # The bytes passed validation but cannot be processed: retrying
+            # the same bytes cannot help.
+            return fail_image(image_id, f"the image cannot be processed: {exc}")
+        try:
+            if force and image_storage.exists(name):
+                image_storage.delete(name)
+            _write_once(name, ContentFile(output.data))
+        except Exception as exc:
+            raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
+        result = {"name": name, "width": output.width, "height": output.height}
+        _cache_set(key, result)
+
+    moved = UploadedImage.objects.transition(
+        image_id,
+        Status.DONE,
+        resized=result["name"],
+        resized_width=result["width"],
+        resized_height=result["height"],
+        error="",
+    )
+    if moved:
+        image.refresh_from_db()
+        image_processed.send(sender=UploadedImage, image=image)
+        return Status.DONE
+    return "skipped"
+
+
+def fail_image(image_id: int, error: str) -> str:
+    """Mark an image failed with a readable error and tell the site."""
+    if UploadedImage.objects.transition(image_id, Status.FAILED, error=error[:2000]):
+        logger.warning("django-image-sync: image %s failed: %s", image_id, error)
+        image = UploadedImage.objects.get(pk=image_id)
+        image_failed.send(sender=UploadedImage, image=image, error=image.error)
+        return Status.FAILED
+    return "skipped"
+
+
+def reprocess(images: Iterable[UploadedImage]) -> int:
+    """Start images over (admin action); each is dispatched after commit."""
+    from .tasks import dispatch
+
+    count = 0
+    for image in images:
+        if UploadedImage.objects.transition(image.pk, Status.PENDING, error="", attempts=0):
+            transaction.on_commit(partial(dispatch, image.pk, force=True), robust=True)
+            count += 1
+    return count

@@ -1,0 +1,273 @@
+"""Thin views over ``services``: HTML pages and a JSON API on the same rules.
+
+Sites customise them by subclassing and overriding the ``get_*`` and
+``has_*_permission`` hooks, then routing to their subclass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views import View
+from django.views.generic import DetailView, ListView
+
+from . import conf, services
+from .forms import UploadForm
+from .models import UploadedImage
+
+
+def image_data(image: UploadedImage, *, duplicate: bool = False) -> dict[str, Any]:
+    """The JSON object of an image. Reads only the row: no storage I/O."""
+    return {
+        "id": image.pk,
+        "status": image.status,
+        "duplicate": duplicate,
+        "name": image.original_name,
+        "md5": image.md5,
+        "format": image.format,
+        "size": image.size,
+        "width": image.width,
+        "height": image.height,
+        "resized_width": image.resized_width,
+        "resized_height": image.resized_height,
+        "original_url": image.original.url if image.original else None,
+        "resized_url": image.resized_url,
+        "error": image.error,
+        "created": image.created.isoformat(),
+    }
+
+
+# Errors about the request as a whole rather than about the uploaded files.
+NON_FIELD_CODES = frozenset({"auth", "method", "not_found"})
+
+
+def errors_response(errors: list[services.FileError], status: int = 400) -> JsonResponse:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for error in errors:
+        field = "__all__" if error.code in NON_FIELD_CODES else "images"
+        grouped.setdefault(field, []).append(error.as_dict())
+    return JsonResponse({"errors": grouped}, status=status)
+
+
+class ImageSyncMixin:
+    """Permission hooks and content negotiation shared by every view."""
+
+    request: HttpRequest
+    #: Answer JSON whatever the request accepts.
+    json_only = False
+
+    def wants_json(self) -> bool:
+        if self.json_only:
+            return True
+        preferred = self.request.get_preferred_type(["text/html", "application/json"])
+        return preferred == "application/json"
+
+    def has_view_permission(self, request: HttpRequest) -> bool:
+        """Whether ``request.user`` may list and look at images."""
+        return not conf.get("REQUIRE_AUTH") or request.user.is_authenticated
+
+    def has_upload_permission(self, request: HttpRequest) -> bool:
+        """Whether ``request.user`` may upload."""
+        return not conf.get("REQUIRE_AUTH") or request.user.is_authenticated
+
+    def get_queryset(self) -> QuerySet[UploadedImage]:
+        """The images this request may see (see ``services.visible_images``)."""
+        queryset: QuerySet[UploadedImage] = services.visible_images(self.request.user)
+        return queryset
+
+    def permission_denied(self, request: HttpRequest) -> HttpResponse:
+        anonymous = not request.user.is_authenticated
+        if self.wants_json():
+            status = 401 if anonymous else 403
+            message = _("Log in to continue.") if anonymous else _("Permission denied.")
+            response = errors_response([services.FileError(None, "auth", message)], status=status)
+            if anonymous:
+                response["WWW-Authenticate"] = 'Session realm="django-image-sync"'
+            return response
+        if anonymous:
+            return redirect_to_login(request.get_full_path())
+        return HttpResponse(_("Permission denied."), status=403, content_type="text/plain")
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = super().http_method_not_allowed(request, *args, **kwargs)  # type: ignore[misc]
+        if self.wants_json():
+            allow = response["Allow"]
+            response = JsonResponse(
+                {
+                    "errors": {
+                        "__all__": [
+                            {
+                                "file": None,
+                                "code": "method",
+                                "message": f"{request.method} is not allowed; use {allow}.",
+                            }
+                        ]
+                    }
+                },
+                status=405,
+            )
+            response["Allow"] = allow
+        return response
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        method = (request.method or "").lower()
+        if method not in self.http_method_names:  # type: ignore[attr-defined]
+            return self.http_method_not_allowed(request, *args, **kwargs)
+        allowed = (
+            self.has_upload_permission(request)
+            if method == "post"
+            else self.has_view_permission(request)
+        )
+        if not allowed:
+            return self.permission_denied(request)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class UploadMixin(ImageSyncMixin):
+    form_class = UploadForm
+
+    def get_form(self) -> UploadForm:
+        if self.request.method == "POST":
+            return self.form_class(self.request.POST, self.request.FILES)
+        return self.form_class()
+
+    def get_owner(self) -> Any:
+        """Who owns what this request uploads (None for anonymous uploads)."""
+        user = self.request.user
+        return user if user.is_authenticated else None
+
+    def handle_upload(self) -> HttpResponse:
+        form = self.get_form()
+        if not form.is_valid():
+            return self.upload_invalid(form)
+        outcomes = services.store_files(form.cleaned_data["images"], owner=self.get_owner())
+        return self.upload_valid(outcomes)
+
+    def upload_invalid(self, form: UploadForm) -> HttpResponse:
+        return errors_response(form.error_list())
+
+    def upload_valid(self, outcomes: list[services.UploadOutcome]) -> HttpResponse:
+        created = any(not outcome.duplicate for outcome in outcomes)
+        return JsonResponse(
+            {"images": [image_data(o.image, duplicate=o.duplicate) for o in outcomes]},
+            status=201 if created else 200,
+        )
+
+
+class UploadView(UploadMixin, View):
+    """GET: the upload page. POST: an upload, answered in HTML or JSON."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    template_name = "django_image_sync/upload.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, self.template_name, {"form": self.get_form()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return self.handle_upload()
+
+    def upload_invalid(self, form: UploadForm) -> HttpResponse:
+        if self.wants_json():
+            return super().upload_invalid(form)
+        return render(self.request, self.template_name, {"form": form}, status=400)
+
+    def upload_valid(self, outcomes: list[services.UploadOutcome]) -> HttpResponse:
+        if self.wants_json():
+            return super().upload_valid(outcomes)
+        new = sum(1 for o in outcomes if not o.duplicate)
+        duplicates = len(outcomes) - new
+        if new:
+            messages.success(
+                self.request,
+                ngettext(
+                    "%(count)d image uploaded; it is being resized.",
+                    "%(count)d images uploaded; they are being resized.",
+                    new,
+                )
+                % {"count": new},
+                fail_silently=True,
+            )
+        if duplicates:
+            messages.info(
+                self.request,
+                ngettext(
+                    "%(count)d image was already uploaded.",
+                    "%(count)d images were already uploaded.",
+                    duplicates,
+                )
+                % {"count": duplicates},
+                fail_silently=True,
+            )
+        return HttpResponseRedirect(reverse("image_sync:gallery"), status=303)
+
+
+class GalleryView(ImageSyncMixin, ListView):
+    http_method_names = ["get", "head", "options"]
+    template_name = "django_image_sync/gallery.html"
+    context_object_name = "images"
+
+    def get_paginate_by(self, queryset: Any) -> int:
+        return int(conf.get("PAGE_SIZE"))
+
+
+class ImageDetailView(ImageSyncMixin, DetailView):
+    http_method_names = ["get", "head", "options"]
+    template_name = "django_image_sync/detail.html"
+    context_object_name = "image"
+
+
+class ApiListView(UploadMixin, View):
+    """GET: the visible images, paginated (``?page=N``). POST: an upload."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    json_only = True
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        paginator = Paginator(self.get_queryset(), int(conf.get("PAGE_SIZE")))
+        try:
+            page = paginator.page(request.GET.get("page") or 1)
+        except (EmptyPage, PageNotAnInteger):
+            raise Http404(_("No such page.")) from None
+
+        def link(number: int) -> str:
+            query = request.GET.copy()
+            query["page"] = str(number)
+            return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+        return JsonResponse(
+            {
+                "count": paginator.count,
+                "page": page.number,
+                "num_pages": paginator.num_pages,
+                "next": link(page.next_page_number()) if page.has_next() else None,
+                "previous": link(page.previous_page_number()) if page.has_previous() else None,
+                "results": [image_data(image) for image in page.object_list],
+            }
+        )
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return self.handle_upload()
+
+
+class ApiDetailView(ImageSyncMixin, View):
+    """GET: one image's status and URLs."""
+
+    http_method_names = ["get", "head", "options"]
+    json_only = True
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        image = self.get_queryset().filter(pk=pk).first()
+        if image is None:
+            return errors_response(
+                [services.FileError(None, "not_found", _("No such image."))], status=404
+            )
+        return JsonResponse(image_data(image))

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+import tests.celery_app  # noqa: F401 - the site's Celery app, as a project __init__ would load it
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+# CI sets this: a service that cannot be reached fails the run instead of skipping.
+REQUIRE_SERVICES = os.environ.get("IMAGE_SYNC_REQUIRE_SERVICES") == "1"
+
+
+def service_unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (IMAGE_SYNC_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_reachable() -> bool:
+    url = urlparse(settings.REDIS_URL)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), 2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The sample camera photos beside the checkout; skipped where absent."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"sample photos not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """Every test gets the same MEDIA_ROOT as the worker, emptied between tests."""
+    media = Path(settings.MEDIA_ROOT)
+    media.mkdir(parents=True, exist_ok=True)
+    yield
+    for path in sorted(media.rglob("*"), reverse=True):
+        if path.is_file():
+            path.unlink()
+        else:
+            path.rmdir()
+
+
+@pytest.fixture
+def clear_cache() -> Iterator[None]:
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess consuming this run's queue over Redis."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "IMAGE_SYNC_TEST_WORKER": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery_app",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=1",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "-n",
+                f"image-sync-test-{settings.RUN_ID}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = self.output()
+            if " ready." in text:
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"Celery worker did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.log.close()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+    """Start one worker for the session, after the test database exists."""
+    if not redis_reachable():
+        service_unavailable(f"Redis is not reachable at {settings.REDIS_URL}")
+    worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+    if os.environ.get("IMAGE_SYNC_SHOW_WORKER_LOG"):
+        print(worker.output())
+
+
+def wait_for_status(pk: int, statuses: set[str], timeout: float = 60) -> object:
+    """Poll the database until image ``pk`` reaches one of ``statuses``."""
+    from django_image_sync.models import UploadedImage
+
+    deadline = time.monotonic() + timeout
+    image = None
+    while time.monotonic() < deadline:
+        image = UploadedImage.objects.filter(pk=pk).first()
+        if image is not None and image.status in statuses:
+            return image
+        time.sleep(0.1)
+    raise AssertionError(
+        f"image {pk} did not reach {statuses} in {timeout} s; "
+        f"status {getattr(image, 'status', None)!r}, error {getattr(image, 'error', None)!r}"
+    )
