@@ -175,7 +175,8 @@ def inspect_image(
             "format",
             f"{detail}; allowed formats are {', '.join(allowed)}",
         ) from None
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning only arrives as an exception where warnings are errors.
         raise ImageProblem("max_pixels", f"the image is too large: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem("corrupt", f"the image cannot be read ({exc})") from None

@@ -18,6 +18,7 @@ import os
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import IO, Any
 
@@ -33,6 +34,10 @@ from .signals import image_failed, image_processed, image_uploaded
 from .storage import image_storage
 
 logger = logging.getLogger("django_image_sync")
+
+# Rows left pending or processing longer than this (seconds) are queued again by
+# the sweeper; keep it above the task time limit.
+DEFAULT_SWEEP_AGE = 600
 
 
 # -- errors -----------------------------------------------------------------
@@ -299,7 +304,12 @@ def claim(image_id: int) -> UploadedImage | None:
     if image is None or image.status not in (Status.PENDING, Status.PROCESSING):
         return None
     attempts = image.attempts + 1
-    if not UploadedImage.objects.transition(image_id, Status.PROCESSING, attempts=attempts):
+    # Conditional on the attempts we read: of two tasks claiming the same row at
+    # once (a redelivery racing a retry), only one wins.
+    claimed = UploadedImage.objects.filter(attempts=image.attempts).transition(
+        image_id, Status.PROCESSING, attempts=attempts
+    )
+    if not claimed:
         return None
     image.status = Status.PROCESSING
     image.attempts = attempts
@@ -369,6 +379,35 @@ def fail_image(image_id: int, error: str) -> str:
         image_failed.send(sender=UploadedImage, image=image, error=image.error)
         return Status.FAILED
     return "skipped"
+
+
+def sweep(older_than: float, *, limit: int = 500) -> list[int]:
+    """Queue again the images left ``pending`` or ``processing`` too long.
+
+    ``pending`` rows whose dispatch never reached the broker, and
+    ``processing`` rows whose worker died, older than ``older_than`` seconds
+    (keep it above the task time limit so a live worker is not raced).
+    Returns the ids queued.
+    """
+    from django.utils import timezone
+
+    from .tasks import dispatch
+
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    stale = list(
+        UploadedImage.objects.filter(
+            status__in=(Status.PENDING, Status.PROCESSING), updated__lt=cutoff
+        )
+        .order_by("updated")
+        .values_list("pk", flat=True)[:limit]
+    )
+    queued = []
+    for pk in stale:
+        # Touch the row first so the next sweep does not queue it again at once.
+        UploadedImage.objects.filter(pk=pk, updated__lt=cutoff).update(updated=timezone.now())
+        if dispatch(pk):
+            queued.append(pk)
+    return queued
 
 
 def reprocess(images: Iterable[UploadedImage]) -> int:

@@ -50,6 +50,12 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
+@shared_task(name="django_image_sync.sweep", ignore_result=True)
+def sweep(older_than: float = services.DEFAULT_SWEEP_AGE) -> int:
+    """Periodic (Celery beat) task: queue again images stuck pending or processing."""
+    return len(services.sweep(older_than))
+
+
 def dispatch(image_id: int, *, force: bool = False) -> bool:
     """Queue ``resize_image`` for an image; never raises, never hangs for long.
 
