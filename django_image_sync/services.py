@@ -365,6 +365,9 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         error="",
     )
     if moved:
+        logger.info(
+            "django-image-sync: image %s done (%sx%s)", image_id, result["width"], result["height"]
+        )
         image.refresh_from_db()
         image_processed.send(sender=UploadedImage, image=image)
         return Status.DONE

@@ -201,6 +201,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Queues again images whose task never reached the broker or whose worker died.
+# Runs only under Celery beat: `python -m celery -A example beat`, or add -B to
+# the worker. Without beat: `python manage.py image_sync_sweep` now and then.
+CELERY_BEAT_SCHEDULE = {
+    "image-sync-sweep": {"task": "django_image_sync.sweep", "schedule": 300.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- django-image-sync --------------------------------------------------------
 
@@ -228,13 +235,10 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "console"},
     },
-    # In the worker Celery replaces the root handlers with its own, so the
-    # app's records show up in the worker's log format there.
-    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "django_image_sync": {"level": "INFO"},
-        # Replaces Django's default handler, which would print each record
-        # a second time next to the root one.
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The app's progress (uploads, deduplication, resizing) on the console
+        # of the web server and of the worker. Not through the root logger:
+        # Django's own loggers propagate there and would print twice.
+        "django_image_sync": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
