@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.core.signals import setting_changed
 from django.db.models.signals import post_save
 from django.utils.translation import gettext_lazy as _
 
@@ -13,9 +12,8 @@ class ImageSyncConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
         from .models import UploadedImage
-        from .receivers import dispatch_new_image, reset_storage
+        from .receivers import dispatch_new_image
 
         post_save.connect(
             dispatch_new_image, sender=UploadedImage, dispatch_uid="image_sync_dispatch_new"
         )
-        setting_changed.connect(reset_storage, dispatch_uid="image_sync_reset_storage")

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "DEDUP_SCOPE": "owner",
     # Format of resized files: "JPEG", "PNG" or "WEBP".
     "OUTPUT_FORMAT": "JPEG",
-    # Encoder quality for JPEG and WEBP output (1-95).
+    # Encoder quality for JPEG and WEBP output (1-100; above 95 mostly adds bytes).
     "QUALITY": 85,
     # Colour that transparency is flattened onto when the output has no alpha.
     "BACKGROUND_COLOR": (255, 255, 255),
@@ -55,7 +55,8 @@ DEDUP_SCOPES = ("owner", "global")
 
 def user_settings() -> dict[str, Any]:
     value = getattr(django_settings, "IMAGE_SYNC", None) or {}
-    return dict(value)
+    # Anything but a dict is reported by check E010 and otherwise ignored.
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def get(name: str) -> Any:

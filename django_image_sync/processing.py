@@ -133,9 +133,20 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) read from the header, without decoding pixels.
+
+    ``getexif()`` would make Pillow decode a whole PNG to look for a late eXIf
+    chunk (and break a later ``verify()``), so only the EXIF block found while
+    opening is read. Malformed EXIF, common in camera files, counts as upright.
+    """
+    raw = im.info.get("exif")
+    if not raw:
+        return 1
     try:
-        value = im.getexif().get(EXIF_ORIENTATION, 1)
-    except Exception:  # malformed EXIF is common in camera files; treat as upright
+        exif = Image.Exif()
+        exif.load(raw)
+        value = exif.get(EXIF_ORIENTATION, 1)
+    except Exception:
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -234,6 +245,9 @@ def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
 def _to_workable_mode(im: Image.Image) -> Image.Image:
     """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency."""
     mode = im.mode
+    if mode in ("L", "RGB") and "transparency" in im.info:
+        # A single transparent colour (PNG tRNS) becomes a real alpha channel.
+        return im.convert("RGBA")
     if mode in ("L", "LA", "RGB", "RGBA"):
         return im
     if mode.startswith("I;16") or mode in ("I", "F"):

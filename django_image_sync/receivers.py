@@ -8,7 +8,6 @@ from typing import Any
 from django.db import transaction
 
 from .models import Status, UploadedImage
-from .storage import image_storage
 
 
 def dispatch_new_image(
@@ -23,8 +22,3 @@ def dispatch_new_image(
         from .tasks import dispatch
 
         transaction.on_commit(partial(dispatch, instance.pk), robust=True)
-
-
-def reset_storage(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("IMAGE_SYNC", "STORAGES"):
-        image_storage.reset()

@@ -337,7 +337,7 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     result = None if force else (_cache_get(key) or _known_result(image, name))
     if result is None:
         try:
-            with image_storage.open(image.original.name, "rb") as fh:
+            with image_storage.open(str(image.original.name), "rb") as fh:
                 data = fh.read()
         except Exception as exc:
             raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc

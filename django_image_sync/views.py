@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -236,7 +236,9 @@ class ApiListView(UploadMixin, View):
         try:
             page = paginator.page(request.GET.get("page") or 1)
         except (EmptyPage, PageNotAnInteger):
-            raise Http404(_("No such page.")) from None
+            return errors_response(
+                [services.FileError(None, "not_found", _("No such page."))], status=404
+            )
 
         def link(number: int) -> str:
             query = request.GET.copy()

@@ -1,0 +1,447 @@
+"""The HTML views: upload page, gallery and detail page."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.db import connection
+from django.test import Client
+from django.test.html import parse_html
+from django.test.utils import CaptureQueriesContext
+from pytest_django.asserts import assertContains, assertInHTML, assertNotContains
+
+from django_image_sync import services
+from django_image_sync.models import UploadedImage
+from django_image_sync.storage import image_storage
+from tests.images import jpeg_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+UPLOAD = "/upload-image/"
+GALLERY = "/images/"
+
+
+def detail(pk: int) -> str:
+    return f"/images/{pk}/"
+
+
+def media_files(settings) -> list[Path]:
+    return [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+
+
+def post_images(client: Client, *files, **extra):
+    return client.post(UPLOAD, {"images": list(files)} if files else {}, **extra)
+
+
+def elements(html: str, tag: str) -> list:
+    """Every element named ``tag`` in ``html``, depth first."""
+    found = []
+
+    def walk(node) -> None:
+        if isinstance(node, str):
+            return
+        if node.name == tag:
+            found.append(node)
+        for child in node.children:
+            walk(child)
+
+    walk(parse_html(html))
+    return found
+
+
+def attrs(element) -> dict[str, str | None]:
+    return dict(element.attributes)
+
+
+def figures(response) -> list[dict[str, str | None]]:
+    return [attrs(f) for f in elements(response.content.decode(), "figure")]
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw")
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+def make_rows(owner, count: int, start: int = 0) -> list[UploadedImage]:
+    """Rows straight in the database, in every status; their files do not exist."""
+    statuses = ["done", "pending", "processing", "failed"]
+    rows = []
+    for i in range(start, start + count):
+        sha = hashlib.sha256(f"view-row-{i}".encode()).hexdigest()
+        status = statuses[i % len(statuses)]
+        done = status == "done"
+        rows.append(
+            UploadedImage.objects.create(
+                original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
+                resized=f"image_sync/resized/{sha[:2]}/{sha[2:4]}/{sha}-k.jpg" if done else "",
+                original_name=f"row-{i}.jpg",
+                md5=hashlib.md5(sha.encode(), usedforsecurity=False).hexdigest(),
+                sha256=sha,
+                scope=f"user:{owner.pk}",
+                status=status,
+                error="broken" if status == "failed" else "",
+                width=640,
+                height=480,
+                format="JPEG",
+                size=1234,
+                resized_width=64 if done else None,
+                resized_height=48 if done else None,
+                owner=owner,
+            )
+        )
+    return rows
+
+
+# -- upload page ----------------------------------------------------------------
+
+
+def test_upload_page_shows_the_form(alice_client):
+    response = alice_client.get(UPLOAD)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    [form] = [attrs(f) for f in elements(html, "form")]
+    assert form["action"] == UPLOAD
+    assert form["method"].lower() == "post"
+    assert form["enctype"] == "multipart/form-data"
+    inputs = {i["name"]: i for i in map(attrs, elements(html, "input"))}
+    assert inputs["images"]["type"] == "file"
+    assert "multiple" in inputs["images"]
+    assert inputs["images"]["accept"] == "image/jpeg,image/png"
+    assert inputs["csrfmiddlewaretoken"]["type"] == "hidden"
+    assert inputs["csrfmiddlewaretoken"]["value"]
+
+
+def test_upload_page_needs_login(client, settings):
+    response = client.get(UPLOAD)
+    assert response.status_code == 302
+    assert response["Location"] == f"{settings.LOGIN_URL}?next={UPLOAD}"
+
+
+def test_html_upload_needs_login_and_stores_nothing(client, settings):
+    response = post_images(client, upload(jpeg_bytes()))
+    assert response.status_code == 302
+    assert response["Location"].startswith(settings.LOGIN_URL)
+    assert UploadedImage.objects.count() == 0
+    assert media_files(settings) == []
+
+
+def test_json_upload_to_the_page_needs_login_with_401(client, settings):
+    response = post_images(client, upload(jpeg_bytes()), HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert response.json()["errors"]["__all__"][0]["code"] == "auth"
+    assert UploadedImage.objects.count() == 0
+    assert media_files(settings) == []
+
+
+def test_html_upload_redirects_303_to_the_gallery(alice_client, alice, settings):
+    data = jpeg_bytes(seed=1)
+    response = post_images(alice_client, upload(data, "beach.jpg"))
+    assert response.status_code == 303
+    assert response["Location"] == GALLERY
+    image = UploadedImage.objects.get()
+    assert image.owner == alice
+    assert image.status == "pending"
+    assert image.original_name == "beach.jpg"
+    assert image.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert (Path(settings.MEDIA_ROOT) / image.original.name).read_bytes() == data
+
+    gallery = alice_client.get(response["Location"])
+    assertContains(gallery, "1 image uploaded")
+    assert [f["data-image-sync-id"] for f in figures(gallery)] == [str(image.pk)]
+
+
+def test_html_upload_of_two_files(alice_client):
+    response = post_images(alice_client, upload(jpeg_bytes(seed=2)), upload(jpeg_bytes(seed=3)))
+    assert response.status_code == 303
+    assert UploadedImage.objects.count() == 2
+    assertContains(alice_client.get(GALLERY), "2 images uploaded")
+
+
+def test_html_reupload_says_already_uploaded(alice_client):
+    data = jpeg_bytes(seed=4)
+    post_images(alice_client, upload(data))
+    alice_client.get(GALLERY)  # consume the first message
+    response = post_images(alice_client, upload(data, "again.jpg"))
+    assert response.status_code == 303
+    assert UploadedImage.objects.count() == 1
+    gallery = alice_client.get(GALLERY)
+    assertContains(gallery, "1 image was already uploaded")
+    assertNotContains(gallery, "uploaded; it is being resized")
+
+
+def test_html_upload_refused_rerenders_the_form_with_400(alice_client, settings):
+    response = post_images(
+        alice_client, upload(jpeg_bytes(seed=5), "fine.jpg"), upload(b"hello", "notes.txt")
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    [form] = [attrs(f) for f in elements(html, "form")]
+    assert form["action"] == UPLOAD
+    [errorlist] = [e for e in elements(html, "ul") if "errorlist" in attrs(e).get("class", "")]
+    assert "notes.txt" in str(errorlist)
+    assert "fine.jpg" not in str(errorlist)
+    # Nothing of the submission is kept, not even the valid file.
+    assert UploadedImage.objects.count() == 0
+    assert media_files(settings) == []
+
+
+def test_html_upload_without_files_is_400(alice_client):
+    response = post_images(alice_client)
+    assert response.status_code == 400
+    assert response.context["form"].errors["images"]
+    assert UploadedImage.objects.count() == 0
+
+
+def test_html_upload_with_too_many_files_is_400(alice_client, settings):
+    settings.IMAGE_SYNC = {"MAX_FILES": 1}
+    response = post_images(alice_client, upload(jpeg_bytes(seed=6)), upload(jpeg_bytes(seed=7)))
+    assert response.status_code == 400
+    assert response.context["form"].errors["images"]
+    assert UploadedImage.objects.count() == 0
+    assert media_files(settings) == []
+
+
+def test_upload_page_answers_json_when_asked(alice_client):
+    data = jpeg_bytes(seed=8)
+    response = post_images(alice_client, upload(data), HTTP_ACCEPT="application/json")
+    assert response.status_code == 201
+    assert response["Content-Type"] == "application/json"
+    [item] = response.json()["images"]
+    assert item["id"] == UploadedImage.objects.get().pk
+    assert item["duplicate"] is False
+    assert item["resized_url"] is None
+
+    again = post_images(alice_client, upload(data), HTTP_ACCEPT="application/json")
+    assert again.status_code == 200
+    assert again.json()["images"][0]["duplicate"] is True
+
+
+def test_upload_page_answers_json_errors_when_asked(alice_client, settings):
+    response = post_images(
+        alice_client, upload(b"hello", "notes.txt"), HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]["images"]
+    assert (error["file"], error["code"]) == ("notes.txt", "format")
+    assert "notes.txt" in error["message"]
+    assert media_files(settings) == []
+
+
+def test_anonymous_html_upload_without_require_auth(client, settings):
+    settings.IMAGE_SYNC = {"REQUIRE_AUTH": False}
+    assert client.get(UPLOAD).status_code == 200
+    response = post_images(client, upload(jpeg_bytes(seed=9)))
+    assert response.status_code == 303
+    image = UploadedImage.objects.get()
+    assert image.owner is None
+    gallery = client.get(GALLERY)
+    assert [f["data-image-sync-id"] for f in figures(gallery)] == [str(image.pk)]
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_upload_page_wrong_method_is_405(alice_client, method):
+    response = getattr(alice_client, method)(UPLOAD)
+    assert response.status_code == 405
+    assert "POST" in response["Allow"]
+    as_json = getattr(alice_client, method)(UPLOAD, HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 405
+    assert as_json.json()["errors"]["__all__"][0]["code"] == "method"
+
+
+@pytest.mark.parametrize("path", [GALLERY, "/images/1/"])
+def test_read_only_pages_refuse_post(alice_client, path):
+    assert alice_client.post(path).status_code == 405
+
+
+def test_html_upload_needs_the_csrf_token(alice, settings):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    refused = post_images(client, upload(jpeg_bytes(seed=10)))
+    assert refused.status_code == 403
+    assert UploadedImage.objects.count() == 0
+
+    page = client.get(UPLOAD).content.decode()
+    [token] = [
+        attrs(i)["value"]
+        for i in elements(page, "input")
+        if attrs(i).get("name") == "csrfmiddlewaretoken"
+    ]
+    response = client.post(
+        UPLOAD, {"images": [upload(jpeg_bytes(seed=10))], "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 303
+    assert UploadedImage.objects.count() == 1
+
+
+# -- gallery and detail ---------------------------------------------------------
+
+
+def test_gallery_needs_login(client, settings):
+    response = client.get(GALLERY)
+    assert response.status_code == 302
+    assert response["Location"].startswith(settings.LOGIN_URL)
+
+
+def test_gallery_shows_resized_images_and_placeholders(alice_client, settings, clear_cache):
+    settings.IMAGE_SYNC = {"TARGET_SIZE": (32, 32)}
+    post_images(alice_client, upload(jpeg_bytes((64, 48), seed=11), "done.jpg"))
+    post_images(alice_client, upload(jpeg_bytes((64, 48), seed=12), "waiting.jpg"))
+    done = UploadedImage.objects.get(original_name="done.jpg")
+    waiting = UploadedImage.objects.get(original_name="waiting.jpg")
+    assert services.process_image(done.pk) == "done"
+    done.refresh_from_db()
+
+    response = alice_client.get(GALLERY)
+    assert response.status_code == 200
+    html = response.content.decode()
+    by_id = {f["data-image-sync-id"]: f for f in figures(response)}
+    assert set(by_id) == {str(done.pk), str(waiting.pk)}
+    assert "data-image-sync-poll" not in by_id[str(done.pk)]
+    assert by_id[str(waiting.pk)]["data-image-sync-poll"] == f"/api/images/{waiting.pk}/"
+    [img] = [attrs(i) for i in elements(html, "img")]
+    assert img["src"] == done.resized.url
+    assert (img["width"], img["height"]) == ("32", "24")
+    assert (Path(settings.MEDIA_ROOT) / done.resized.name).is_file()
+    assertInHTML('<span class="image-sync-placeholder">Pending</span>', html)
+    links = {attrs(a)["href"] for a in elements(html, "a")}
+    assert {detail(done.pk), detail(waiting.pk)} <= links
+
+
+def test_gallery_is_paginated_by_page_size(alice_client, alice, settings):
+    settings.IMAGE_SYNC = {"PAGE_SIZE": 2}
+    rows = make_rows(alice, 3)
+    first = alice_client.get(GALLERY)
+    second = alice_client.get(GALLERY + "?page=2")
+    assert len(figures(first)) == 2
+    assert len(figures(second)) == 1
+    shown = {f["data-image-sync-id"] for f in figures(first) + figures(second)}
+    assert shown == {str(r.pk) for r in rows}
+    assert alice_client.get(GALLERY + "?page=3").status_code == 404
+
+
+def test_detail_page_shows_the_image(alice_client, alice):
+    done, pending = make_rows(alice, 2)
+    response = alice_client.get(detail(done.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    [img] = [attrs(i) for i in elements(html, "img")]
+    assert img["src"] == done.resized.url
+    assertContains(response, done.md5)
+
+    response = alice_client.get(detail(pending.pk))
+    assert response.status_code == 200
+    assert elements(response.content.decode(), "img") == []
+    [figure] = figures(response)
+    assert figure["data-image-sync-poll"] == f"/api/images/{pending.pk}/"
+
+
+def test_detail_page_of_a_missing_image_is_404(alice_client):
+    assert alice_client.get(detail(999999)).status_code == 404
+
+
+def test_owner_scope_hides_other_users_images(alice_client, bob_client, bob):
+    data = jpeg_bytes(seed=13)
+    post_images(alice_client, upload(data, "alice.jpg"))
+    a_image = UploadedImage.objects.get()
+
+    assert figures(bob_client.get(GALLERY)) == []
+    assert bob_client.get(detail(a_image.pk)).status_code == 404
+
+    post_images(bob_client, upload(data, "bob.jpg"))
+    b_image = UploadedImage.objects.get(owner=bob)
+    assert b_image.pk != a_image.pk
+    assert [f["data-image-sync-id"] for f in figures(bob_client.get(GALLERY))] == [str(b_image.pk)]
+    assert [f["data-image-sync-id"] for f in figures(alice_client.get(GALLERY))] == [
+        str(a_image.pk)
+    ]
+    assert alice_client.get(detail(b_image.pk)).status_code == 404
+
+
+def test_global_scope_shows_shared_images(alice_client, bob_client, settings):
+    settings.IMAGE_SYNC = {"DEDUP_SCOPE": "global"}
+    data = jpeg_bytes(seed=14)
+    post_images(alice_client, upload(data))
+    post_images(bob_client, upload(data))
+    image = UploadedImage.objects.get()
+    assert [f["data-image-sync-id"] for f in figures(bob_client.get(GALLERY))] == [str(image.pk)]
+    assert bob_client.get(detail(image.pk)).status_code == 200
+
+
+def test_gallery_escapes_file_names(alice_client, alice):
+    [row] = make_rows(alice, 1)
+    UploadedImage.objects.filter(pk=row.pk).update(original_name="<script>x()</script>.jpg")
+    response = alice_client.get(GALLERY)
+    assertNotContains(response, "<script>x()")
+    assertContains(response, "&lt;script&gt;x()")
+
+
+# -- cost per image -------------------------------------------------------------
+
+
+@pytest.fixture
+def storage_calls(monkeypatch) -> list[str]:
+    """Count every call of the storage methods that touch the files."""
+    calls: list[str] = []
+    for name in ("exists", "size", "open", "_open", "listdir", "get_modified_time"):
+        original = getattr(FileSystemStorage, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(FileSystemStorage, name, counting)
+    return calls
+
+
+def test_gallery_costs_the_same_queries_and_no_storage_io_per_image(
+    alice_client, alice, settings, storage_calls
+):
+    settings.IMAGE_SYNC = {"PAGE_SIZE": 100}
+    alice_client.get(GALLERY)  # warm up the session and user lookups
+
+    make_rows(alice, 3)
+    with CaptureQueriesContext(connection) as few:
+        response = alice_client.get(GALLERY)
+    assert len(figures(response)) == 3
+
+    make_rows(alice, 27, start=3)
+    with CaptureQueriesContext(connection) as many:
+        response = alice_client.get(GALLERY)
+    assert len(figures(response)) == 30
+    assert len(elements(response.content.decode(), "img")) == 8
+
+    assert len(many.captured_queries) == len(few.captured_queries)
+    assert storage_calls == []
+    # The counter does see the storage the app uses.
+    image_storage.exists("anything")
+    assert storage_calls == ["exists"]
+
+
+def test_detail_page_does_no_storage_io(alice_client, alice, storage_calls):
+    [row] = make_rows(alice, 1)
+    assert alice_client.get(detail(row.pk)).status_code == 200
+    assert storage_calls == []
