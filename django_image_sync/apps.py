@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -12,8 +12,11 @@ class ImageSyncConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
         from .models import UploadedImage
-        from .receivers import dispatch_new_image
+        from .receivers import delete_files, dispatch_new_image
 
         post_save.connect(
             dispatch_new_image, sender=UploadedImage, dispatch_uid="image_sync_dispatch_new"
+        )
+        post_delete.connect(
+            delete_files, sender=UploadedImage, dispatch_uid="image_sync_delete_files"
         )

@@ -22,3 +22,11 @@ def dispatch_new_image(
         from .tasks import dispatch
 
         transaction.on_commit(partial(dispatch, instance.pk), robust=True)
+
+
+def delete_files(sender: type[UploadedImage], instance: UploadedImage, **kwargs: Any) -> None:
+    """Remove a deleted row's files once the deletion commits, unless still shared."""
+    from .services import delete_unreferenced
+
+    names = [str(instance.original.name or ""), str(instance.resized.name or "")]
+    transaction.on_commit(partial(delete_unreferenced, names), robust=True)

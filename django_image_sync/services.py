@@ -143,14 +143,19 @@ def find_duplicate(scope: str, md5: str, sha256: str) -> UploadedImage | None:
     return None
 
 
-def _write_once(name: str, content: IO[bytes] | File[Any]) -> bool:
-    """Save ``content`` at the content-addressed ``name`` unless it is there.
+def _write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
+    """Save ``content`` (``size`` bytes) at the content-addressed ``name`` unless it is there.
 
-    Returns True when this call wrote the file.
+    A file already at ``name`` with another size is the remains of a write that
+    was cut off (a killed process): it is replaced. Returns True when this call
+    wrote the file.
     """
     storage = image_storage
     if storage.exists(name):
-        return False
+        if storage.size(name) == size:
+            return False
+        logger.warning("django-image-sync: replacing incomplete file %s", name)
+        storage.delete(name)
     content.seek(0)
     saved = storage.save(name, content)
     if saved != name:
@@ -170,6 +175,23 @@ def _delete_quietly(name: str) -> None:
 
 def _is_referenced(name: str) -> bool:
     return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
+
+
+def delete_unreferenced(names: Iterable[str]) -> None:
+    """Delete stored files no row refers to any more (files are shared by content).
+
+    Called after the deleting transaction commits; a rollback keeps the files.
+    Storage errors are logged, never raised.
+    """
+    for name in names:
+        if not name or _is_referenced(name):
+            continue
+        stem = os.path.basename(name).rsplit(".", 1)[0]
+        if "-" in stem:
+            # A resized file: forget the cached result that points at it.
+            sha256, spec_key = stem.split("-", 1)
+            _cache_delete(result_cache_key(sha256, spec_key))
+        _delete_quietly(name)
 
 
 def store_files(checked: Iterable[CheckedFile], owner: Any = None) -> list[UploadOutcome]:
@@ -208,7 +230,7 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
     if existing is not None:
         return UploadOutcome(existing, duplicate=True)
     name = original_name(sha256, item.info.extension)
-    if _write_once(name, item.file):
+    if _write_once(name, item.file, item.info.size):
         written.append(name)
     image = UploadedImage(
         original=name,
@@ -264,8 +286,9 @@ def current_spec() -> processing.ResizeSpec:
     )
 
 
-def result_cache_key(sha256: str, spec: processing.ResizeSpec) -> str:
-    return f"image_sync:resized:{sha256}:{spec.key}"
+def result_cache_key(sha256: str, spec: processing.ResizeSpec | str) -> str:
+    spec_key = spec if isinstance(spec, str) else spec.key
+    return f"image_sync:resized:{sha256}:{spec_key}"
 
 
 def _cache_get(key: str) -> dict[str, Any] | None:
@@ -283,6 +306,13 @@ def _cache_set(key: str, value: dict[str, Any]) -> None:
         caches[conf.get("CACHE")].set(key, value, conf.get("CACHE_TIMEOUT"))
     except Exception:
         logger.warning("django-image-sync: cache write failed for %s", key, exc_info=True)
+
+
+def _cache_delete(key: str) -> None:
+    try:
+        caches[conf.get("CACHE")].delete(key)
+    except Exception:
+        logger.warning("django-image-sync: cache delete failed for %s", key, exc_info=True)
 
 
 def _known_result(image: UploadedImage, name: str) -> dict[str, Any] | None:
@@ -350,7 +380,7 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         try:
             if force and image_storage.exists(name):
                 image_storage.delete(name)
-            _write_once(name, ContentFile(output.data))
+            _write_once(name, ContentFile(output.data), len(output.data))
         except Exception as exc:
             raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
         result = {"name": name, "width": output.width, "height": output.height}
