@@ -148,6 +148,10 @@ def _orientation(im: Image.Image) -> int:
         value = exif.get(EXIF_ORIENTATION, 1)
     except Exception:
         return 1
+    return _orientation_value(value)
+
+
+def _orientation_value(value: Any) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
@@ -181,6 +185,9 @@ def inspect_image(
         im = Image.open(fileobj, formats=allowed)
     except UnidentifiedImageError:
         found = sniff_format(head)
+        if found in allowed:
+            # The signature of an allowed format, but Pillow cannot parse the header.
+            raise ImageProblem("corrupt", f"the {found} header is damaged or cut off") from None
         detail = f"it looks like {found}" if found else "its content is not an image"
         raise ImageProblem(
             "format",
@@ -304,6 +311,13 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
             # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while staying >= target.
             source.draft(source.mode, stored_target)
         source.load()
+        if source.format not in ("JPEG", "MPO"):
+            # A PNG may carry its eXIf chunk after the pixel data; now it is read.
+            late = _orientation_value(source.getexif().get(EXIF_ORIENTATION, 1))
+            if late != orientation:
+                orientation = late
+                upright = (height, width) if late in _TRANSPOSING_ORIENTATIONS else (width, height)
+                target = fit_within(upright[0], upright[1], spec.box)
         icc_profile = source.info.get("icc_profile")
         im: Image.Image = source
         if orientation != 1:

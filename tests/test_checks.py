@@ -1,0 +1,251 @@
+"""System checks of the IMAGE_SYNC settings (``django_image_sync.checks``)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core import checks as django_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_image_sync import conf
+from django_image_sync.checks import check_settings
+
+
+def messages_for(**image_sync: object) -> list[django_checks.CheckMessage]:
+    with override_settings(IMAGE_SYNC=image_sync):
+        return check_settings()
+
+
+def ids(messages: list[django_checks.CheckMessage]) -> list[str]:
+    return [m.id for m in messages]  # type: ignore[misc]
+
+
+def only(messages: list[django_checks.CheckMessage], check_id: str) -> django_checks.CheckMessage:
+    """The one message, which must carry ``check_id``, an error level and a hint."""
+    assert ids(messages) == [f"django_image_sync.{check_id}"]
+    [message] = messages
+    assert message.hint
+    expected_level = django_checks.WARNING if check_id.startswith("W") else django_checks.ERROR
+    assert message.level == expected_level
+    return message
+
+
+# --- no messages for good settings -----------------------------------------------------
+
+
+def test_default_settings_produce_no_messages():
+    assert check_settings() == []
+
+
+def test_missing_image_sync_setting_produces_no_messages(settings):
+    del settings.IMAGE_SYNC
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize("value", [None, {}])
+def test_empty_image_sync_produces_no_messages(value):
+    with override_settings(IMAGE_SYNC=value):
+        assert check_settings() == []
+
+
+def test_every_default_written_out_produces_no_messages():
+    assert messages_for(**conf.DEFAULTS) == []
+
+
+def test_valid_non_default_values_produce_no_messages():
+    assert (
+        messages_for(
+            TARGET_SIZE=[800, 600],
+            ALLOWED_FORMATS=["jpeg"],
+            OUTPUT_FORMAT="png",
+            QUALITY=100,
+            DEDUP_SCOPE="global",
+            MAX_FILES=1,
+            MAX_FILE_SIZE=1,
+            MAX_PIXELS=1,
+            PAGE_SIZE=1,
+            MAX_ATTEMPTS=1,
+            BACKGROUND_COLOR=[0, 0, 0],
+            CACHE="local",
+        )
+        == []
+    )
+
+
+def test_check_is_registered_with_django():
+    assert check_settings in django_checks.registry.registry.get_checks()
+
+
+# --- one test per id -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["nope", "", None, "staticfile"])
+def test_e001_storage_alias_not_in_storages(alias):
+    message = only(messages_for(STORAGE=alias), "E001")
+    assert repr(alias) in message.msg
+    assert "'default'" in message.hint  # names the aliases there are
+
+
+def test_e001_default_storage_missing_from_storages():
+    storages = {"media": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    with override_settings(STORAGES=storages):
+        message = only(check_settings(), "E001")
+    assert "'media'" in message.hint
+
+
+@pytest.mark.parametrize("alias", ["nope", "", None])
+def test_e002_cache_alias_not_in_caches(alias):
+    message = only(messages_for(CACHE=alias), "E002")
+    assert repr(alias) in message.msg
+    assert "'default'" in message.hint
+    assert "'local'" in message.hint
+
+
+def test_e002_default_cache_missing_from_caches():
+    caches = {"other": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=caches):
+        message = only(check_settings(), "E002")
+    assert "'other'" in message.hint
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        (1920,),
+        (1920, 1080, 3),
+        (0, 1080),
+        (1920, -1),
+        (1920.0, 1080),
+        ("1920", "1080"),
+        (True, 1080),
+        "1920x1080",
+        1920,
+        None,
+        {1920, 1080},
+    ],
+)
+def test_e003_target_size(size):
+    message = only(messages_for(TARGET_SIZE=size), "E003")
+    assert "TARGET_SIZE" in message.msg
+
+
+@pytest.mark.parametrize(
+    "formats",
+    ["JPEG", (), [], ["GIF"], ["JPEG", "WEBP"], [1], None, ["JPEG", None]],
+)
+def test_e004_allowed_formats(formats):
+    message = only(messages_for(ALLOWED_FORMATS=formats), "E004")
+    assert "ALLOWED_FORMATS" in message.msg
+
+
+@pytest.mark.parametrize("output", ["GIF", "", "JPG", None, 1, ["JPEG"]])
+def test_e005_output_format(output):
+    message = only(messages_for(OUTPUT_FORMAT=output), "E005")
+    assert "OUTPUT_FORMAT" in message.msg
+
+
+@pytest.mark.parametrize("quality", [0, -5, 101, 85.0, "85", True, None])
+def test_e006_quality(quality):
+    message = only(messages_for(QUALITY=quality), "E006")
+    assert "QUALITY" in message.msg
+
+
+@pytest.mark.parametrize("scope", ["user", "Owner", "", None, 1])
+def test_e007_dedup_scope(scope):
+    message = only(messages_for(DEDUP_SCOPE=scope), "E007")
+    assert "DEDUP_SCOPE" in message.msg
+
+
+@pytest.mark.parametrize(
+    "key", ["MAX_FILES", "MAX_FILE_SIZE", "MAX_PIXELS", "PAGE_SIZE", "MAX_ATTEMPTS"]
+)
+@pytest.mark.parametrize("value", [0, -1, 1.5, "10", True, None])
+def test_e008_positive_integers(key, value):
+    message = only(messages_for(**{key: value}), "E008")
+    assert key in message.msg
+    assert repr(conf.DEFAULTS[key]) in message.hint
+
+
+def test_e008_reports_each_bad_key():
+    messages = messages_for(MAX_FILES=0, PAGE_SIZE=-1)
+    assert ids(messages) == ["django_image_sync.E008"] * 2
+    assert "MAX_FILES" in messages[0].msg
+    assert "PAGE_SIZE" in messages[1].msg
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [
+        (255, 255),
+        (255, 255, 255, 255),
+        (256, 0, 0),
+        (-1, 0, 0),
+        (1.0, 0, 0),
+        "white",
+        "#ffffff",
+        None,
+    ],
+)
+def test_e009_background_color(colour):
+    message = only(messages_for(BACKGROUND_COLOR=colour), "E009")
+    assert "BACKGROUND_COLOR" in message.msg
+
+
+@pytest.mark.parametrize("value", [["TARGET_SIZE"], "JPEG", 1, ("QUALITY", 85), []])
+def test_e010_image_sync_not_a_dict(value):
+    with override_settings(IMAGE_SYNC=value):
+        only(check_settings(), "E010")
+
+
+@pytest.mark.parametrize("key", ["TARGT_SIZE", "quality", "STORAGES"])
+def test_w001_unknown_key(key):
+    message = only(messages_for(**{key: 1}), "W001")
+    assert repr(key) in message.msg
+    assert "TARGET_SIZE" in message.hint  # lists the known keys
+
+
+def test_w001_lists_every_unknown_key_once():
+    messages = messages_for(ZZZ=1, AAA=2, QUALITY=90)
+    assert ids(messages) == ["django_image_sync.W001"] * 2
+    assert "'AAA'" in messages[0].msg
+    assert "'ZZZ'" in messages[1].msg
+
+
+def test_several_problems_are_all_reported():
+    messages = messages_for(QUALITY=0, DEDUP_SCOPE="x", TARGET_SIZE=None, TYPO=1)
+    assert sorted(ids(messages)) == [
+        "django_image_sync.E003",
+        "django_image_sync.E006",
+        "django_image_sync.E007",
+        "django_image_sync.W001",
+    ]
+
+
+# --- through manage.py check -----------------------------------------------------------
+
+
+def test_manage_py_check_fails_on_a_bad_setting():
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        override_settings(IMAGE_SYNC={"QUALITY": 0}),
+        pytest.raises(SystemCheckError) as caught,
+    ):
+        call_command("check", stdout=stdout, stderr=stderr)
+    assert "django_image_sync.E006" in str(caught.value)
+    assert "QUALITY" in str(caught.value)
+
+
+def test_manage_py_check_passes_with_good_settings():
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command("check", stdout=stdout, stderr=stderr)
+    assert "django_image_sync" not in stdout.getvalue() + stderr.getvalue()
+
+
+def test_manage_py_check_shows_warning_without_failing():
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with override_settings(IMAGE_SYNC={"TARGT_SIZE": (1, 1)}):
+        call_command("check", stdout=stdout, stderr=stderr)
+    assert "django_image_sync.W001" in stdout.getvalue() + stderr.getvalue()
