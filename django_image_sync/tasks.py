@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 from celery import shared_task
@@ -17,14 +18,21 @@ RETRY_BASE_DELAY = 5
 RETRY_MAX_DELAY = 300
 MAX_RETRIES = 3
 
-# Publishing must never hang a request: a few quick tries, then give up and
-# leave the row ``pending`` for the sweeper.
+# Publishing must never hang a request: one quick retry, then give up and leave
+# the row ``pending`` for the sweeper.
 PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0.2,
-    "interval_step": 0.4,
-    "interval_max": 1.0,
+    "interval_step": 0.3,
+    "interval_max": 0.5,
 }
+# Socket bounds for publishing, used where the site's broker transport options
+# leave them unset (redis-py's default is to wait forever on a silent server).
+PUBLISH_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+# After a failed publish, this process does not try again for this long: the
+# other files of the same submission are left to the sweeper at once.
+BROKER_DOWN_BACKOFF = 5.0
+_broker_down_until = 0.0
 
 
 @shared_task(
@@ -57,15 +65,33 @@ def sweep(older_than: float = services.DEFAULT_SWEEP_AGE) -> int:
 
 
 def dispatch(image_id: int, *, force: bool = False) -> bool:
-    """Queue ``resize_image`` for an image; never raises, never hangs for long.
+    """Queue ``resize_image`` for an image; never raises, and returns within seconds.
 
     Returns False when the broker could not be reached: the row stays
-    ``pending`` and is picked up again by a later dispatch.
+    ``pending`` and the sweeper (``image_sync_sweep``) queues it later.
     """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        logger.warning(
+            "django-image-sync: broker was unreachable moments ago; image %s stays pending",
+            image_id,
+        )
+        return False
+    app = resize_image.app
+    site_options = app.conf.broker_transport_options or {}
+    bounds = {k: v for k, v in PUBLISH_TIMEOUTS.items() if site_options.get(k) is None}
     kwargs = {"force": True} if force else {}
     try:
-        resize_image.apply_async((image_id,), kwargs, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        with app.connection_for_write(transport_options=bounds) as connection:
+            resize_image.apply_async(
+                (image_id,),
+                kwargs,
+                connection=connection,  # type: ignore[call-arg]  # missing from the stubs
+                retry=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
+            )
     except Exception:
+        _broker_down_until = time.monotonic() + BROKER_DOWN_BACKOFF
         logger.exception("django-image-sync: could not queue image %s; it stays pending", image_id)
         return False
     return True

@@ -10,9 +10,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -47,7 +49,7 @@ def image_data(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
 
 
 # Errors about the request as a whole rather than about the uploaded files.
-NON_FIELD_CODES = frozenset({"auth", "method", "not_found"})
+NON_FIELD_CODES = frozenset({"auth", "method", "not_found", "bad_request"})
 
 
 def errors_response(errors: list[services.FileError], status: int = 400) -> JsonResponse:
@@ -146,7 +148,13 @@ class UploadMixin(ImageSyncMixin):
         return user if user.is_authenticated else None
 
     def handle_upload(self) -> HttpResponse:
-        form = self.get_form()
+        try:
+            form = self.get_form()
+        except (MultiPartParserError, RequestDataTooBig, TooManyFilesSent) as exc:
+            # A cut-off or malformed multipart body, or one past Django's limits.
+            return errors_response(
+                [services.FileError(None, "bad_request", f"The upload could not be read: {exc}")]
+            )
         if not form.is_valid():
             return self.upload_invalid(form)
         outcomes = services.store_files(form.cleaned_data["images"], owner=self.get_owner())
