@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 PIPELINE_VERSION = 1
 
 HASH_CHUNK_SIZE = 1024 * 1024
+SPEC_KEY_LENGTH = 12
 
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 FORMAT_MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -83,7 +84,7 @@ class ResizeSpec:
             f"v{PIPELINE_VERSION}:{self.box[0]}x{self.box[1]}:{self.format}:"
             f"q{self.quality}:bg{self.background[0]},{self.background[1]},{self.background[2]}"
         )
-        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+        return hashlib.sha256(raw.encode()).hexdigest()[:SPEC_KEY_LENGTH]
 
     @property
     def extension(self) -> str:

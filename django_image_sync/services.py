@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import posixpath
 import unicodedata
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -144,19 +146,33 @@ def find_duplicate(scope: str, md5: str, sha256: str) -> UploadedImage | None:
 
 
 def _write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
-    """Save ``content`` (``size`` bytes) at the content-addressed ``name`` unless it is there.
+    """Store ``content`` (``size`` bytes) at the content-addressed ``name`` unless it is there.
 
-    A file already at ``name`` with another size is the remains of a write that
-    was cut off (a killed process): it is replaced. Returns True when this call
-    wrote the file.
+    Returns True when this call wrote the file. Where the storage has local
+    paths, the bytes are saved under a temporary name and renamed into place,
+    so no reader sees a half-written file and two writers of the same content
+    cannot harm each other. A file at ``name`` with another size is the
+    remains of a write that was cut off (a killed process): it is replaced.
     """
     storage = image_storage
+    if storage.exists(name) and storage.size(name) == size:
+        return False
+    content.seek(0)
+    local_path = _local_path(name)
+    if local_path is not None:
+        directory, base = posixpath.split(name)
+        temporary = storage.save(
+            posixpath.join(directory, f".incoming-{uuid.uuid4().hex}-{base}"), content
+        )
+        try:
+            os.replace(storage.path(temporary), local_path)
+        except BaseException:
+            _delete_quietly(temporary)
+            raise
+        return True
     if storage.exists(name):
-        if storage.size(name) == size:
-            return False
         logger.warning("django-image-sync: replacing incomplete file %s", name)
         storage.delete(name)
-    content.seek(0)
     saved = storage.save(name, content)
     if saved != name:
         # A concurrent upload of the same bytes wrote ``name`` first and the
@@ -164,6 +180,29 @@ def _write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
         _delete_quietly(saved)
         return False
     return True
+
+
+def _local_path(name: str) -> str | None:
+    try:
+        path: str = image_storage.path(name)
+    except NotImplementedError:  # remote storages (S3, ...) write objects whole
+        return None
+    return path
+
+
+def _ensure_stored(name: str, content: IO[bytes] | File[Any], size: int) -> None:
+    """After commit: put back a shared original that a concurrent failure or deletion removed.
+
+    An upload that found its content already stored wrote nothing; if the
+    upload or row that owned that file went away before this one committed,
+    the file may have been deleted as unreferenced.
+    """
+    try:
+        if not image_storage.exists(name):
+            logger.warning("django-image-sync: restoring shared original %s", name)
+            _write_once(name, content, size)
+    except Exception:
+        logger.exception("django-image-sync: could not restore %s", name)
 
 
 def _delete_quietly(name: str) -> None:
@@ -190,7 +229,7 @@ def delete_unreferenced(names: Iterable[str]) -> None:
         if "-" in stem:
             # A resized file: forget the cached result that points at it.
             sha256, spec_key = stem.split("-", 1)
-            _cache_delete(result_cache_key(sha256, spec_key))
+            _cache_delete(result_cache_key(sha256, spec_key[: processing.SPEC_KEY_LENGTH]))
         _delete_quietly(name)
 
 
@@ -232,6 +271,8 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
     name = original_name(sha256, item.info.extension)
     if _write_once(name, item.file, item.info.size):
         written.append(name)
+    else:
+        transaction.on_commit(partial(_ensure_stored, name, item.file, item.info.size), robust=True)
     image = UploadedImage(
         original=name,
         original_name=item.name,

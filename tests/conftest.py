@@ -58,13 +58,25 @@ def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-
             path.rmdir()
 
 
+def clear_run_cache() -> None:
+    """Delete this run's cache keys only: Redis db 0 is shared with other runs and the broker."""
+    import redis
+
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def clear_cache() -> Iterator[None]:
-    from django.core.cache import caches
-
-    caches["default"].clear()
+    clear_run_cache()
     yield
-    caches["default"].clear()
+    clear_run_cache()
 
 
 class WorkerProcess:
