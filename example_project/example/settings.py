@@ -34,6 +34,8 @@ VAR_DIR = PROJECT_DIR / "var"
 if importlib.util.find_spec("django_image_sync") is None:
     sys.path.insert(0, str(REPO_DIR))
 
+from django_image_sync.celery_config import RECOMMENDED  # noqa: E402 - after the path fix
+
 
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
@@ -178,35 +180,23 @@ if CELERY_BROKER_URL.startswith("filesystem:"):
         "control_folder": str(BROKER_DIR / "control"),
     }
 elif CELERY_BROKER_URL.startswith(("redis:", "rediss:", "redis+socket:")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # A task that is not acknowledged within the hour is delivered again.
-        "visibility_timeout": 3600,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 3,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(RECOMMENDED["broker_transport_options"])
+
+# The app's recommended Celery settings (JSON only, acks_late with
+# reject_on_worker_lost, prefetch 1, time limits below the visibility timeout,
+# bounded broker connections, the sweeper in the beat schedule), written as
+# Django settings with the CELERY_ prefix; anything set above wins.
+for _name, _value in RECOMMENDED.items():
+    globals().setdefault(f"CELERY_{_name.upper()}", _value)
 
 # Several checkouts may share one Redis: the demo uses its own queue so that
 # its worker never takes another site's tasks.
 CELERY_TASK_DEFAULT_QUEUE = "image-sync-example"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ALWAYS_EAGER = False  # always through a real broker and worker
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_TIME_LIMIT = 300
-CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-# Queues again images whose task never reached the broker or whose worker died.
-# Runs only under Celery beat: `python -m celery -A example beat`, or add -B to
-# the worker. Without beat: `python manage.py image_sync_sweep` now and then.
-CELERY_BEAT_SCHEDULE = {
-    "image-sync-sweep": {"task": "django_image_sync.sweep", "schedule": 300.0},
-}
+# The beat schedule (from RECOMMENDED) runs only under Celery beat:
+# `python -m celery -A example beat`, or -B on the worker. Without beat, run
+# `python manage.py image_sync_sweep` now and then.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- django-image-sync --------------------------------------------------------
