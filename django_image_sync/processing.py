@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.ImageFile import ImageFile
 
 # Bumped whenever a change here alters the bytes of a resized image, so cached
 # results of the old pipeline are not reused.
@@ -152,6 +154,34 @@ def _orientation(im: Image.Image) -> int:
     return _orientation_value(value)
 
 
+def _late_orientation(im: Image.Image) -> int:
+    """The orientation of a decoded image, wherever its EXIF was; upright if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            # Only in a worker process, once the pixels are decoded.
+            warnings.simplefilter("ignore", UserWarning)
+            return _orientation_value(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _open(fileobj: IO[bytes], formats: list[str] | None) -> ImageFile:
+    """``Image.open``, tolerant of Pillow's "Corrupt EXIF data" warning.
+
+    The warning only arrives as an exception where warnings are errors; the
+    file is then opened again with Pillow's user warnings silenced, on this
+    rare path only (``catch_warnings`` is process-wide).
+    """
+    start = fileobj.tell()
+    try:
+        return Image.open(fileobj, formats=formats)
+    except UserWarning:
+        fileobj.seek(start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return Image.open(fileobj, formats=formats)
+
+
 def _orientation_value(value: Any) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -183,7 +213,7 @@ def inspect_image(
     head = fileobj.read(64)
     fileobj.seek(0)
     try:
-        im = Image.open(fileobj, formats=allowed)
+        im = _open(fileobj, allowed)
     except UnidentifiedImageError:
         found = sniff_format(head)
         if found in allowed:
@@ -299,7 +329,7 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
     stay right.
     """
     fileobj.seek(0)
-    with Image.open(fileobj) as source:
+    with _open(fileobj, None) as source:
         source_mode = source.mode
         orientation = _orientation(source)
         width, height = source.size
@@ -314,7 +344,7 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
         source.load()
         if source.format not in ("JPEG", "MPO"):
             # A PNG may carry its eXIf chunk after the pixel data; now it is read.
-            late = _orientation_value(source.getexif().get(EXIF_ORIENTATION, 1))
+            late = _late_orientation(source)
             if late != orientation:
                 orientation = late
                 upright = (height, width) if late in _TRANSPOSING_ORIENTATIONS else (width, height)

@@ -37,6 +37,9 @@ from .storage import image_storage
 
 logger = logging.getLogger("django_image_sync")
 
+# Temporary files are written under this prefix, then renamed into place.
+INCOMING_PREFIX = ".incoming-"
+
 # Rows left pending or processing longer than this (seconds) are queued again by
 # the sweeper; keep it above the task time limit.
 DEFAULT_SWEEP_AGE = 600
@@ -160,10 +163,7 @@ def _write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
     content.seek(0)
     local_path = _local_path(name)
     if local_path is not None:
-        directory, base = posixpath.split(name)
-        temporary = storage.save(
-            posixpath.join(directory, f".incoming-{uuid.uuid4().hex}-{base}"), content
-        )
+        temporary = storage.save(_incoming_name(name), content)
         try:
             os.replace(storage.path(temporary), local_path)
         except BaseException:
@@ -180,6 +180,32 @@ def _write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
         _delete_quietly(saved)
         return False
     return True
+
+
+def _incoming_name(name: str) -> str:
+    directory, base = posixpath.split(name)
+    return posixpath.join(directory, f"{INCOMING_PREFIX}{uuid.uuid4().hex}-{base}")
+
+
+def _remove_incoming(name: str) -> None:
+    """Delete temporary files left by a write of ``name`` that was cut off."""
+    if _local_path(name) is None:
+        return
+    directory, base = posixpath.split(name)
+    try:
+        _, files = image_storage.listdir(directory)
+    except OSError:  # the folder does not exist yet
+        return
+    for candidate in files:
+        if candidate.startswith(INCOMING_PREFIX) and candidate.endswith(f"-{base}"):
+            _delete_quietly(posixpath.join(directory, candidate))
+
+
+def _still_stored(name: str) -> bool:
+    try:
+        return bool(image_storage.exists(name))
+    except Exception as exc:
+        raise TransientError(f"cannot check the stored file {name}: {exc}") from exc
 
 
 def _local_path(name: str) -> str | None:
@@ -406,6 +432,11 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     name = resized_name(image.sha256, spec.key, spec.extension)
     key = result_cache_key(image.sha256, spec)
     result = None if force else (_cache_get(key) or _known_result(image, name))
+    if result is not None and not _still_stored(result["name"]):
+        # The cache (or a row) outlived the file: a deletion whose cache
+        # clean-up failed, or a per-process cache. Resize again.
+        _cache_delete(key)
+        result = None
     if result is None:
         try:
             with image_storage.open(str(image.original.name), "rb") as fh:
@@ -421,6 +452,9 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         try:
             if force and image_storage.exists(name):
                 image_storage.delete(name)
+            if image.attempts > 1:
+                # An earlier attempt may have been killed while writing.
+                _remove_incoming(name)
             _write_once(name, ContentFile(output.data), len(output.data))
         except Exception as exc:
             raise TransientError(f"cannot store the resized file {name}: {exc}") from exc

@@ -6,20 +6,25 @@ Sites customise them by subclassing and overriding the ``get_*`` and
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.generic import DetailView, ListView
 
 from . import conf, services
@@ -134,8 +139,64 @@ class ImageSyncMixin:
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
+class SafeTemporaryFileUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file handler, but the temporary file's own name is kept short.
+
+    Django names the temporary file after the client's extension, so a
+    300-character "extension" made the operating system refuse it (a 500).
+    """
+
+    def new_file(self, field_name: str, file_name: str, *args: Any, **kwargs: Any) -> None:
+        base, extension = os.path.splitext(file_name)
+        super().new_file(field_name, base[:64] + extension[:16], *args, **kwargs)
+        self.file.name = file_name  # the client's name, as Django would have kept it
+        self.file_name = self.file.name
+
+
+UNREADABLE_BODY_ERRORS = (
+    MultiPartParserError,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+
+
+def _close_partial_uploads(request: HttpRequest) -> None:
+    """Close (and so delete) the temporary file of a part the parser gave up on."""
+    for handler in request.upload_handlers:
+        partial_file = getattr(handler, "file", None)
+        if partial_file is not None:
+            with contextlib.suppress(Exception):
+                partial_file.close()
+
+
 class UploadMixin(ImageSyncMixin):
     form_class = UploadForm
+
+    @method_decorator(csrf_exempt)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Upload handlers can only be changed before the body is read, and the
+        # CSRF check reads it: so swap them here, then run the CSRF check
+        # (Django's documented pattern for per-view upload handlers).
+        if request.method == "POST":
+            request.upload_handlers = [
+                SafeTemporaryFileUploadHandler(request)
+                if type(handler) is TemporaryFileUploadHandler
+                else handler
+                for handler in request.upload_handlers
+            ]
+            try:
+                # Read the body now, so an unreadable one gets the app's answer
+                # rather than failing inside the CSRF check.
+                request.POST  # noqa: B018
+                request.FILES  # noqa: B018
+            except UNREADABLE_BODY_ERRORS as exc:
+                _close_partial_uploads(request)
+                self.request = request
+                return self.unreadable_upload(exc)
+        protected = csrf_protect(super().dispatch)
+        response: HttpResponse = protected(request, *args, **kwargs)
+        return response
 
     def get_form(self) -> UploadForm:
         if self.request.method == "POST":
@@ -147,14 +208,15 @@ class UploadMixin(ImageSyncMixin):
         user = self.request.user
         return user if user.is_authenticated else None
 
+    def unreadable_upload(self, exc: Exception) -> HttpResponse:
+        """A cut-off or malformed multipart body, or one past Django's limits."""
+        message = f"The upload could not be read: {exc}"
+        if self.wants_json():
+            return errors_response([services.FileError(None, "bad_request", message)])
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+
     def handle_upload(self) -> HttpResponse:
-        try:
-            form = self.get_form()
-        except (MultiPartParserError, RequestDataTooBig, TooManyFilesSent) as exc:
-            # A cut-off or malformed multipart body, or one past Django's limits.
-            return errors_response(
-                [services.FileError(None, "bad_request", f"The upload could not be read: {exc}")]
-            )
+        form = self.get_form()
         if not form.is_valid():
             return self.upload_invalid(form)
         outcomes = services.store_files(form.cleaned_data["images"], owner=self.get_owner())

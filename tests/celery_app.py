@@ -9,3 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+if os.environ.get("IMAGE_SYNC_TEST_FAULT_HOOKS"):
+    # Fault-injection workers (tests/test_faults.py) only.
+    from tests.faults import worker_hooks
+
+    worker_hooks.install()

@@ -152,3 +152,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_image_sync": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# Fault-injection workers (tests/test_faults.py) only.
+if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
+    # A storage that fails on demand.
+    STORAGES["flaky"] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+    IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": "flaky"}
+if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
+    # Another alias of CACHES for resize results ("local": one cache per process).
+    IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}
