@@ -150,7 +150,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_image_sync": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "django_image_sync": {"handlers": ["console"], "level": "INFO"},
+        # A 500 in a served test site (gunicorn) leaves its traceback in the log.
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
+    },
 }
 
 # Fault-injection workers (tests/test_faults.py) only.
