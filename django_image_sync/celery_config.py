@@ -1,12 +1,14 @@
 """Recommended Celery settings for sites running django-image-sync.
 
-Use them in the site's Celery module, before ``autodiscover_tasks()``::
+Take them into the site's Django settings, after its own ``CELERY_*``
+settings (which win), when Celery reads its configuration from there with the
+``CELERY`` namespace::
 
+    # mysite/settings.py
     from django_image_sync.celery_config import RECOMMENDED
 
-    app = Celery("mysite")
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.update({k: v for k, v in RECOMMENDED.items() if k not in app.conf.changes})
+    for _name, _value in RECOMMENDED.items():
+        globals().setdefault(f"CELERY_{_name.upper()}", _value)
 
 Each value is chosen so that no upload is lost and no call hangs.
 """

@@ -35,7 +35,7 @@ TRANSITION_SOURCES: dict[str, frozenset[str]] = {
     Status.PROCESSING: frozenset({Status.PENDING, Status.PROCESSING}),
     Status.DONE: frozenset({Status.PROCESSING}),
     Status.FAILED: frozenset({Status.PENDING, Status.PROCESSING}),
-    # a retry hands the row back; "reprocess" starts a done or failed row over
+    # "reprocess" starts a row over: done, failed, or stuck in processing
     Status.PENDING: frozenset({Status.PROCESSING, Status.DONE, Status.FAILED}),
 }
 
