@@ -585,42 +585,61 @@ def test_small_image_is_not_upscaled():
     assert opened(result.data).size == (64, 48)
 
 
-@pytest.mark.parametrize("orientation", [1, 6])
-def test_jpeg_is_decoded_at_reduced_size(monkeypatch, big_jpeg, orientation):
-    data = big_jpeg
-    if orientation != 1:
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        data = encode(opened(big_jpeg), "JPEG", quality=90, exif=exif.tobytes())
-    drafts: list[tuple[tuple[int, int], tuple[int, int]]] = []
+def record_jpeg_loads(monkeypatch) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Sizes at which JPEGs are decoded (``load()`` runs after the decoder is set up)."""
     loads: list[tuple[int, int]] = []
-    original_draft = JpegImagePlugin.JpegImageFile.draft
     original_load = JpegImagePlugin.JpegImageFile.load
-
-    def recording_draft(self, mode, size):  # type: ignore[no-untyped-def]
-        result = original_draft(self, mode, size)
-        drafts.append((size, self.size))
-        return result
 
     def recording_load(self):  # type: ignore[no-untyped-def]
         loads.append(self.size)
         return original_load(self)
 
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording_draft)
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    return loads
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_jpeg_is_decoded_at_three_eighths(monkeypatch, big_jpeg, orientation):
+    data = big_jpeg
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        data = encode(opened(big_jpeg), "JPEG", quality=90, exif=exif.tobytes())
+    loads = record_jpeg_loads(monkeypatch)
 
     result = resize_image(io.BytesIO(data), ResizeSpec(box=(1920, 1080)))
 
     target = (1440, 1080) if orientation == 1 else (810, 1080)
-    stored_target = target if orientation == 1 else (1080, 810)
     assert (result.width, result.height) == target
-    assert drafts, "the JPEG decoder was not asked for a reduced-size decode"
-    requested, decoded = drafts[-1]
-    assert requested == stored_target
-    # 1/2 scale: smaller than the stored 4000x3000 but still not below the target.
-    assert decoded == (2000, 1500)
+    # 3/8 of the stored 4000x3000: 1/4 (1000x750) would fall below the target.
     assert loads
-    assert all(size == (2000, 1500) for size in loads)
+    assert set(loads) == {(1500, 1125)}
+
+
+def test_jpeg_is_decoded_at_a_quarter_when_that_covers_the_box(monkeypatch):
+    data = jpeg_bytes((8000, 6000), seed=9, quality=80)
+    loads = record_jpeg_loads(monkeypatch)
+
+    result = resize_image(io.BytesIO(data), ResizeSpec(box=(1920, 1080)))
+
+    assert (result.width, result.height) == (1440, 1080)
+    assert loads
+    assert set(loads) == {(2000, 1500)}
+
+
+def test_three_eighths_decode_matches_a_full_decode(big_jpeg):
+    # Guards the decoder settings the 3/8 step relies on: a Pillow that read
+    # them differently would give a wrong size or garbage here.
+    from django_image_sync.processing import _reduced_jpeg_decode
+
+    reduced = Image.open(io.BytesIO(big_jpeg))
+    _reduced_jpeg_decode(reduced, (1440, 1080))
+    reduced.load()
+    full = opened(big_jpeg).resize((1500, 1125), Image.Resampling.LANCZOS)
+
+    assert reduced.size == (1500, 1125)
+    difference = ImageStat.Stat(ImageChops.difference(reduced.convert("RGB"), full)).mean
+    assert max(difference) < 3
 
 
 # Stored pixels of an upright image for each EXIF orientation: the inverse of the

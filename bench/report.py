@@ -1,0 +1,364 @@
+"""The printed report: machine, measurements, and the goals of issue 4 with PASS/MISS."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.methods import METHODS, RECOMMENDED
+from bench.resize import Measurement
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Results:
+    resize: list[Measurement] = field(default_factory=list)
+    upload: dict[str, Any] | None = None
+    gallery: dict[str, Any] | None = None
+    workers: dict[str, Any] | None = None
+
+
+@dataclass
+class Goal:
+    number: str
+    what: str
+    value: float
+    target: float
+    at_least: bool  # True: value >= target passes; False: value <= target passes
+    unit: str = "x"
+    research: bool = False
+    by_min: float | None = None  # the same ratio from the fastest repeats
+
+    @property
+    def passed(self) -> bool:
+        if math.isnan(self.value):
+            return False
+        return self.value >= self.target if self.at_least else self.value <= self.target
+
+    def verdict(self) -> str:
+        if math.isnan(self.value):
+            return "n/a"
+        word = "would PASS" if self.research else "PASS"
+        if self.passed:
+            return word
+        miss = "would MISS" if self.research else "MISS"
+        if self.unit == "files":
+            return f"{miss}: {self.value:.0f} stored"
+        if self.unit == "dB":
+            return f"{miss} by {abs(self.value - self.target):.2f} dB"
+        short = 100 * (
+            1 - self.value / self.target if self.at_least else self.value / self.target - 1
+        )
+        return f"{miss} by {short:.1f}%" if short < 10 else f"{miss} by {short:.0f}%"
+
+    def measured(self) -> str:
+        if self.unit == "files":
+            return f"{self.value:.0f}"
+        if self.unit == "dB":
+            return f"{self.value:+.2f} dB"
+        return f"{self.value:.2f}x"
+
+    def needed(self) -> str:
+        if self.unit == "files":
+            return f"{self.target:.0f}"
+        sign = ">=" if self.at_least else "<="
+        return f"{sign} {self.target:.2f}{' dB' if self.unit == 'dB' else 'x'}"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right if right is not None else set(range(1, len(headers)))
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(str(cell).rjust(widths[i]) if i in right else str(cell).ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _find(results: list[Measurement], key: str, method: str) -> Measurement | None:
+    for m in results:
+        if m.image.key == key and m.method == method:
+            return m
+    return None
+
+
+def resize_table(results: list[Measurement]) -> str:
+    rows = []
+    previous = None
+    for m in results:
+        naive = _find(results, m.image.key, "naive")
+        label = ""
+        if m.image.key != previous:
+            label = f"{m.image.key} {m.image.size[0]}x{m.image.size[1]} {m.image.bytes / MB:.1f}MB"
+            if previous is not None:
+                rows.append([""] * 11)
+            previous = m.image.key
+        gap = naive.psnr - m.psnr if naive else float("nan")
+        rows.append(
+            [
+                label,
+                m.method,
+                f"{m.median_ms:.1f}",
+                f"{m.min_ms:.1f}",
+                f"{m.per_second:.2f}",
+                f"{m.rss_peak / MB:.0f}",
+                f"{m.rss_delta / MB:.0f}",
+                f"{m.psnr:.2f}",
+                f"{gap:+.2f}",
+                "ref" if math.isinf(m.psnr_lossless) else f"{m.psnr_lossless:.1f}",
+                f"{m.size[0]}x{m.size[1]}",
+            ]
+        )
+    headers = ["image", "method", "median ms", "min ms", "img/s", "peak RSS MB"]
+    headers += ["+RSS MB", "PSNR dB", "naive-PSNR", "resample PSNR", "output"]
+    return _table(headers, rows, right=set(range(2, 11)))
+
+
+def resize_goals(results: list[Measurement]) -> list[Goal]:
+    goals: list[Goal] = []
+
+    def speed(key: str, method: str, baseline: str) -> float:
+        a, b = _find(results, key, method), _find(results, key, baseline)
+        return a.per_second / b.per_second if a and b else float("nan")
+
+    def speed_min(key: str, method: str, baseline: str) -> float:
+        a, b = _find(results, key, method), _find(results, key, baseline)
+        return b.min_ms / a.min_ms if a and b else float("nan")
+
+    def quality_gap(key: str, method: str) -> float:
+        a, b = _find(results, key, method), _find(results, key, "naive")
+        return b.psnr - a.psnr if a and b else float("nan")
+
+    candidates = [("ours", False)]
+    if any(m.method == RECOMMENDED for m in results):
+        candidates.append((RECOMMENDED, True))
+    for method, research in candidates:
+        tag = "" if method == "ours" else f" [{method}]"
+        for key, label in (("jpeg-12mp", "12 MP"), ("jpeg-24mp", "24 MP")):
+            goals.append(
+                Goal(
+                    "1",
+                    f"{label} JPEG: {method} / pyvips images/s{tag}",
+                    speed(key, method, "pyvips"),
+                    1.0,
+                    True,
+                    research=research,
+                    by_min=speed_min(key, method, "pyvips"),
+                )
+            )
+            goals.append(
+                Goal(
+                    "1",
+                    f"{label} JPEG: {method} / naive images/s{tag}",
+                    speed(key, method, "naive"),
+                    2.5,
+                    True,
+                    research=research,
+                    by_min=speed_min(key, method, "naive"),
+                )
+            )
+            goals.append(
+                Goal(
+                    "1",
+                    f"{label} JPEG: PSNR loss vs naive{tag}",
+                    quality_gap(key, method),
+                    0.5,
+                    False,
+                    unit="dB",
+                    research=research,
+                )
+            )
+    for key, label in (("png-rgb", "PNG RGB"), ("png-rgba", "PNG RGBA")):
+        goals.append(
+            Goal(
+                "2",
+                f"{label}: ours / naive images/s",
+                speed(key, "ours", "naive"),
+                2.0,
+                True,
+                by_min=speed_min(key, "ours", "naive"),
+            )
+        )
+        goals.append(
+            Goal(
+                "2",
+                f"{label}: pyvips / naive (baseline only)",
+                speed(key, "pyvips", "naive"),
+                2.0,
+                True,
+                research=True,
+                by_min=speed_min(key, "pyvips", "naive"),
+            )
+        )
+    ours, naive = _find(results, "jpeg-24mp", "ours"), _find(results, "jpeg-24mp", "naive")
+    if ours and naive:
+        goals.append(
+            Goal(
+                "3",
+                "24 MP peak memory added: ours / naive",
+                ours.rss_delta / naive.rss_delta,
+                0.6,
+                False,
+            )
+        )
+        goals.append(
+            Goal(
+                "3",
+                "24 MP peak RSS of the process: ours / naive",
+                ours.rss_peak / naive.rss_peak,
+                0.6,
+                False,
+                research=True,
+            )
+        )
+    return goals
+
+
+def upload_section(upload: dict[str, Any]) -> tuple[str, list[Goal]]:
+    rows = []
+    for name, label in (
+        ("bare", "bare view: save 2 files"),
+        ("new", "app API: 2 new photos"),
+        ("dup", "app API: 2 duplicates"),
+    ):
+        r = upload[name]
+        rows.append(
+            [
+                label,
+                str(r.requests),
+                f"{r.per_second:.1f}",
+                f"{r.percentile(50):.0f}",
+                f"{r.percentile(99):.0f}",
+                " ".join(f"{k}:{v}" for k, v in sorted(r.statuses.items())),
+            ]
+        )
+    text = _table(["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "HTTP"], rows)
+    text += (
+        f"\n{upload['clients']} concurrent clients; photos of "
+        f"{', '.join(f'{b / MB:.1f}' for b in upload['photo_bytes'])} MB;"
+        f" one client at a time: new {upload['sequential_new_ms']:.0f} ms,"
+        f" duplicate {upload['sequential_dup_ms']:.0f} ms (medians);"
+        f" files stored by duplicates: {upload['stored_by_duplicates']};"
+        f" server tracebacks: {'yes' if upload['server_errors'] else 'none'}"
+    )
+    goals = [
+        Goal(
+            "4",
+            "upload throughput: app / bare save view",
+            upload["new"].per_second / upload["bare"].per_second,
+            0.85,
+            True,
+        ),
+        Goal(
+            "4",
+            "duplicate answered faster than new (1 client)",
+            upload["sequential_new_ms"] / upload["sequential_dup_ms"],
+            3.0,
+            True,
+        ),
+        Goal(
+            "4",
+            "files stored by duplicate uploads",
+            float(upload["stored_by_duplicates"]),
+            0.0,
+            False,
+            unit="files",
+        ),
+    ]
+    return text, goals
+
+
+def gallery_section(gallery: dict[str, Any]) -> tuple[str, list[Goal]]:
+    rows = []
+    labels = {
+        "plain": "50 plain <img> tags (baseline)",
+        "gallery": "app gallery page",
+        "api": "app list API (JSON)",
+    }
+    for name, label in labels.items():
+        g = gallery[name]
+        rows.append([label, str(g["items"]), f"{g['median'] * 1000:.2f}", f"{g['min'] * 1000:.2f}"])
+    text = _table(["page (Django test client)", "images", "median ms", "min ms"], rows)
+    plain = gallery["plain"]["median"]
+    goals = [
+        Goal(
+            "5", "gallery page / plain <img> page", gallery["gallery"]["median"] / plain, 2.0, False
+        ),
+        Goal("5", "list API / plain <img> page", gallery["api"]["median"] / plain, 2.0, False),
+    ]
+    return text, goals
+
+
+def workers_section(workers: dict[str, Any]) -> tuple[str, list[Goal]]:
+    text = (
+        f"backlog of {workers['count']} distinct {workers['image']} photos:"
+        f" 1 worker process {workers['one']:.2f} images/s,"
+        f" 2 worker processes {workers['two']:.2f} images/s"
+    )
+    goals = [Goal("6", "2 worker processes / 1", workers["two"] / workers["one"], 1.8, True)]
+    return text, goals
+
+
+def render(info: dict[str, str], results: Results) -> str:
+    out = ["django-image-sync benchmark", ""]
+    width = max(len(k) for k in info)
+    out += [f"{k.ljust(width)}  {v}" for k, v in info.items()]
+    goals: list[Goal] = []
+    if results.resize:
+        out += ["", "Resize to fit 1920x1080, JPEG q85, one thread, one process per method:", ""]
+        out.append(resize_table(results.resize))
+        out.append(
+            "\nmedian/min over all repeats after a warm-up; peak RSS = VmHWM of the process;"
+            " +RSS = peak minus RSS after imports; PSNR against a full-resolution"
+            " LANCZOS reference at the output's size; naive-PSNR = how much PSNR the"
+            " method loses against naive Pillow (<= 0.5 dB wanted); resample PSNR = the"
+            " same resize saved losslessly against that reference (naive is the"
+            " reference: 'ref'), which shows resampling differences JPEG q85 hides."
+        )
+        out += ["", "Methods:"]
+        used = dict.fromkeys(m.method for m in results.resize)
+        out += [f"  {name:22} {METHODS[name].description}" for name in used]
+        goals += [
+            g
+            for g in resize_goals(results.resize)
+            if not (math.isnan(g.value) and (g.by_min is None or math.isnan(g.by_min)))
+        ]
+    if results.upload:
+        text, more = upload_section(results.upload)
+        out += ["", "Upload request path (gunicorn, 2 sync workers, loopback):", "", text]
+        goals += more
+    if results.gallery:
+        text, more = gallery_section(results.gallery)
+        out += ["", "Rendering a page of 50 images (in-process):", "", text]
+        goals += more
+    if results.workers:
+        text, more = workers_section(results.workers)
+        out += ["", "Worker scaling (Celery prefork, Redis broker, PostgreSQL):", "", text]
+        goals += more
+    if goals:
+        rows = [
+            [
+                g.number,
+                g.what,
+                g.measured(),
+                "" if g.by_min is None else f"{g.by_min:.2f}x",
+                g.needed(),
+                g.verdict(),
+            ]
+            for g in goals
+        ]
+        out += ["", "Goals of issue 4 ([variant] and 'would' lines: research, not the app):", ""]
+        headers = ["goal", "what", "measured", "by min", "target", "result"]
+        out.append(_table(headers, rows, right={2, 3, 4}))
+        out.append(
+            "\nmeasured: ratio of medians (throughput); by min: the same ratio from each"
+            " method's fastest repeat, less sensitive to other load on a shared machine."
+            " The result column judges the median ratio."
+        )
+    return "\n".join(out)

@@ -1,0 +1,116 @@
+"""Steps run inside the benchmark site (DJANGO_SETTINGS_MODULE=bench.site.settings).
+
+``python -m bench.site.driver gallery ROWS REPEATS``: goal 5, prints JSON timings.
+``python -m bench.site.driver backlog TAG COUNT IMAGE``: goal 6, creates COUNT rows
+of distinct content through the upload service; each is queued on commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.site.settings")
+
+import django
+
+django.setup()
+
+from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from bench.images import with_unique_comment  # noqa: E402
+from django_image_sync import services  # noqa: E402
+from django_image_sync.models import Status, UploadedImage  # noqa: E402
+
+
+def gallery(rows: int, repeats: int) -> dict[str, object]:
+    UploadedImage.objects.filter(original_name__startswith="gallery-").delete()
+    sha = "ab" * 32
+    UploadedImage.objects.bulk_create(
+        UploadedImage(
+            original=f"image_sync/originals/ab/ab/{index:064x}.jpg",
+            resized=f"image_sync/resized/ab/ab/{index:064x}-{sha[:12]}.jpg",
+            original_name=f"gallery-{index}.jpg",
+            md5=f"{index:032x}",
+            sha256=f"{index:064x}",
+            scope="anonymous",
+            status=Status.DONE,
+            width=4000,
+            height=3000,
+            format="JPEG",
+            size=4_000_000,
+            resized_width=1440,
+            resized_height=1080,
+        )
+        for index in range(rows)
+    )
+    client = Client()
+    pages = {
+        "plain": "/bench/plain-gallery/",
+        "gallery": "/images/",
+        "api": "/api/images/",
+    }
+    for url in pages.values():  # warm-up: templates compiled, connection open
+        for _ in range(10):
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+    count = {
+        "plain": pages_count(client.get(pages["plain"]).content, b"<img "),
+        "gallery": pages_count(client.get(pages["gallery"]).content, b"<img "),
+        "api": len(json.loads(client.get(pages["api"]).content)["results"]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in pages}
+    for _ in range(repeats):
+        for name, url in pages.items():  # interleaved: noise falls on all three
+            start = time.perf_counter()
+            client.get(url)
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "median": statistics.median(values),
+            "min": min(values),
+            "items": count[name],
+        }
+        for name, values in times.items()
+    }
+
+
+def pages_count(body: bytes, needle: bytes) -> int:
+    return body.count(needle)
+
+
+def backlog(tag: str, count: int, image: str) -> dict[str, object]:
+    from celery import current_app
+
+    broker = str(current_app.conf.broker_url)
+    assert broker.startswith("redis://"), f"tasks would go to {broker}"
+    with open(image, "rb") as fh:
+        data = fh.read()
+    ids = []
+    for index in range(count):
+        upload = SimpleUploadedFile(
+            f"{tag}-{index}.jpg", with_unique_comment(data, f"{tag}-{index}"), "image/jpeg"
+        )
+        outcome = services.upload_images([upload])[0]
+        ids.append(outcome.image.pk)
+    return {"ids": ids}
+
+
+def main(argv: list[str]) -> int:
+    command, *args = argv
+    if command == "gallery":
+        result = gallery(int(args[0]), int(args[1]))
+    elif command == "backlog":
+        result = backlog(args[0], int(args[1]), args[2])
+    else:
+        raise SystemExit(f"unknown command {command}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
