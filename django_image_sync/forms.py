@@ -39,8 +39,10 @@ class UploadForm(forms.Form):
     # The broken rules of a refused submission, each naming its file.
     file_errors: list[services.FileError]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Whose deduplication scope the files are checked against.
+        self.owner = owner
         self.file_errors = []
         accept = ",".join(
             {"JPEG": "image/jpeg", "PNG": "image/png"}.get(f.upper(), f"image/{f.lower()}")
@@ -64,7 +66,7 @@ class UploadForm(forms.Form):
 
     def clean_images(self) -> list[services.CheckedFile]:
         try:
-            return services.check_files(self.cleaned_data["images"])
+            return services.check_files(self.cleaned_data["images"], owner=self.owner)
         except services.UploadRejected as rejected:
             self.file_errors = rejected.errors
             raise ValidationError(

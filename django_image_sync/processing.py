@@ -120,6 +120,19 @@ def file_size(fileobj: IO[bytes]) -> int:
     return size
 
 
+def check_byte_size(fileobj: IO[bytes], max_bytes: int | None) -> int:
+    """The file's size in bytes; :class:`ImageProblem` if empty or over ``max_bytes``."""
+    size = file_size(fileobj)
+    if size == 0:
+        raise ImageProblem("empty", "the file is empty")
+    if max_bytes is not None and size > max_bytes:
+        raise ImageProblem(
+            "max_file_size",
+            f"the file is {size} bytes; the limit is {max_bytes} bytes",
+        )
+    return size
+
+
 def sniff_format(head: bytes) -> str | None:
     """Name the format of a file from its first bytes, for error messages only."""
     for signature, name in _SIGNATURES:
@@ -201,14 +214,7 @@ def inspect_image(
     chunk walk with CRC checks (PNG) catches truncated files.
     Raises :class:`ImageProblem` with a ``code`` naming the broken rule.
     """
-    size = file_size(fileobj)
-    if size == 0:
-        raise ImageProblem("empty", "the file is empty")
-    if max_bytes is not None and size > max_bytes:
-        raise ImageProblem(
-            "max_file_size",
-            f"the file is {size} bytes; the limit is {max_bytes} bytes",
-        )
+    size = check_byte_size(fileobj, max_bytes)
     allowed = [f.upper() for f in allowed_formats]
     head = fileobj.read(64)
     fileobj.seek(0)
@@ -421,6 +427,7 @@ __all__ = [
     "ImageProblem",
     "ResizeResult",
     "ResizeSpec",
+    "check_byte_size",
     "file_size",
     "fit_within",
     "hash_file",

@@ -77,11 +77,18 @@ class TransientError(Exception):
 
 @dataclass(frozen=True)
 class CheckedFile:
-    """A file that passed every rule, with what validation learnt about it."""
+    """A file that passed every rule, with what validation learnt about it.
+
+    ``duplicate`` is the image that already holds this content in the
+    uploader's scope (the content was validated when that image was stored).
+    """
 
     file: IO[bytes]
     name: str
     info: processing.ImageInfo
+    md5: str | None = None
+    sha256: str | None = None
+    duplicate: UploadedImage | None = None
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,12 @@ def display_name(name: str | None) -> str:
     return name
 
 
-def check_files(files: Sequence[IO[bytes]]) -> list[CheckedFile]:
+def check_files(files: Sequence[IO[bytes]], owner: Any = None) -> list[CheckedFile]:
     """Check a whole submission against the rules; all of it passes or none.
 
+    Each file is hashed first (one pass, after the byte-size check): content
+    already stored in ``owner``'s scope was validated when it was stored, so
+    a duplicate skips the decode and is answered at the cost of the hash.
     Raises :class:`UploadRejected` listing every broken rule, each naming the
     file. Nothing is stored here.
     """
@@ -120,24 +130,47 @@ def check_files(files: Sequence[IO[bytes]]) -> list[CheckedFile]:
                 )
             ]
         )
+    scope = scope_for(_real_owner(owner))
     checked: list[CheckedFile] = []
     errors: list[FileError] = []
     for index, fileobj in enumerate(files, start=1):
         name = display_name(getattr(fileobj, "name", None)) or f"file {index}"
         try:
-            info = processing.inspect_image(
-                fileobj,
-                allowed_formats=conf.get("ALLOWED_FORMATS"),
-                max_pixels=conf.get("MAX_PIXELS"),
-                max_bytes=conf.get("MAX_FILE_SIZE"),
-            )
+            checked.append(_check_one(fileobj, name, scope))
         except processing.ImageProblem as problem:
             errors.append(FileError(name, problem.code, f"{name}: {problem.message}"))
-        else:
-            checked.append(CheckedFile(file=fileobj, name=name, info=info))
     if errors:
         raise UploadRejected(errors)
     return checked
+
+
+def _check_one(fileobj: IO[bytes], name: str, scope: str) -> CheckedFile:
+    size = processing.check_byte_size(fileobj, conf.get("MAX_FILE_SIZE"))
+    md5, sha256 = processing.hash_file(fileobj)
+    existing = find_duplicate(scope, md5, sha256)
+    if existing is not None:
+        info = processing.ImageInfo(
+            format=existing.format,
+            width=existing.width,
+            height=existing.height,
+            frames=1,
+            size=size,
+        )
+        return CheckedFile(fileobj, name, info, md5, sha256, duplicate=existing)
+    info = processing.inspect_image(
+        fileobj,
+        allowed_formats=conf.get("ALLOWED_FORMATS"),
+        max_pixels=conf.get("MAX_PIXELS"),
+        max_bytes=conf.get("MAX_FILE_SIZE"),
+    )
+    return CheckedFile(fileobj, name, info, md5, sha256)
+
+
+def _real_owner(owner: Any) -> Any:
+    """None for anonymous users: their uploads have no owner."""
+    if owner is not None and not getattr(owner, "is_authenticated", True):
+        return None
+    return owner
 
 
 def find_duplicate(scope: str, md5: str, sha256: str) -> UploadedImage | None:
@@ -265,8 +298,7 @@ def store_files(checked: Iterable[CheckedFile], owner: Any = None) -> list[Uploa
     Runs in one transaction: either every file gets its row, or none does and
     the originals this call wrote are removed again.
     """
-    if owner is not None and not getattr(owner, "is_authenticated", True):
-        owner = None
+    owner = _real_owner(owner)
     scope = scope_for(owner)
     written: list[str] = []
     outcomes: list[UploadOutcome] = []
@@ -290,7 +322,10 @@ def store_files(checked: Iterable[CheckedFile], owner: Any = None) -> list[Uploa
 
 
 def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) -> UploadOutcome:
-    md5, sha256 = processing.hash_file(item.file)
+    if item.md5 and item.sha256:
+        md5, sha256 = item.md5, item.sha256
+    else:
+        md5, sha256 = processing.hash_file(item.file)
     existing = find_duplicate(scope, md5, sha256)
     if existing is not None:
         return UploadOutcome(existing, duplicate=True)
@@ -326,7 +361,7 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
 
 def upload_images(files: Sequence[IO[bytes]], owner: Any = None) -> list[UploadOutcome]:
     """Check and store files in one call: the entry point for sites' own code."""
-    return store_files(check_files(files), owner=owner)
+    return store_files(check_files(files, owner=owner), owner=owner)
 
 
 def visible_images(user: Any) -> Any:

@@ -200,7 +200,7 @@ class UploadMixin(ImageSyncMixin):
 
     def get_form(self) -> UploadForm:
         if self.request.method == "POST":
-            return self.form_class(self.request.POST, self.request.FILES)
+            return self.form_class(self.request.POST, self.request.FILES, owner=self.get_owner())
         return self.form_class()
 
     def get_owner(self) -> Any:

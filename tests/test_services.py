@@ -924,3 +924,44 @@ def test_uploaded_original_decodes(pending_image):
     with Image.open(media_root() / pending_image.original.name) as im:
         assert im.format == "JPEG"
         assert im.size == (pending_image.width, pending_image.height)
+
+
+# -- duplicates skip the decode -------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_duplicate_in_scope_is_answered_without_decoding(alice, bob, monkeypatch):
+    from django_image_sync import processing
+
+    decoded: list[str] = []
+    real_inspect = processing.inspect_image
+
+    def counting_inspect(fileobj, **kwargs):  # type: ignore[no-untyped-def]
+        decoded.append(getattr(fileobj, "name", ""))
+        return real_inspect(fileobj, **kwargs)
+
+    monkeypatch.setattr(processing, "inspect_image", counting_inspect)
+    data = jpeg_bytes((400, 300), seed=77)
+
+    [first] = services.upload_images([upload(data, "first.jpg")], owner=alice)
+    [again] = services.upload_images([upload(data, "again.jpg")], owner=alice)
+    [other] = services.upload_images([upload(data, "other.jpg")], owner=bob)
+
+    # Only content new to the scope is decoded; the duplicate is found by its hash.
+    assert decoded == ["first.jpg", "other.jpg"]
+    assert again.duplicate
+    assert again.image.pk == first.image.pk
+    assert not other.duplicate
+    assert other.image.pk != first.image.pk
+
+
+@pytest.mark.django_db
+def test_duplicate_still_obeys_the_byte_size_limit(alice, settings):
+    data = jpeg_bytes((400, 300), seed=78)
+    services.upload_images([upload(data, "first.jpg")], owner=alice)
+    settings.IMAGE_SYNC = {"MAX_FILE_SIZE": len(data) - 1}
+
+    with pytest.raises(services.UploadRejected) as rejected:
+        services.upload_images([upload(data, "again.jpg")], owner=alice)
+
+    assert [(e.file, e.code) for e in rejected.value.errors] == [("again.jpg", "max_file_size")]
