@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
+from .processing import SPEC_KEY_LENGTH
 from .storage import get_storage
 
 
@@ -61,6 +63,18 @@ def original_name(sha256: str, extension: str) -> str:
 def resized_name(sha256: str, spec_key: str, extension: str) -> str:
     """Storage name of a resized file: the content hash plus the resize settings."""
     return f"{_hashed_dir(sha256).format(kind='resized')}/{sha256}-{spec_key}.{extension}"
+
+
+def resized_name_parts(name: str) -> tuple[str, str] | None:
+    """``(sha256, spec_key)`` of a name made by :func:`resized_name`, else None.
+
+    Also reads names a storage made unique by appending a suffix to the stem.
+    """
+    stem = posixpath.basename(name).rsplit(".", 1)[0]
+    if "-" not in stem:
+        return None
+    sha256, spec_key = stem.split("-", 1)
+    return sha256, spec_key[:SPEC_KEY_LENGTH]
 
 
 class UploadedImageQuerySet(models.QuerySet["UploadedImage"]):

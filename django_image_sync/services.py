@@ -29,9 +29,17 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from . import conf, processing
-from .models import Status, UploadedImage, original_name, resized_name, scope_for
+from .models import (
+    Status,
+    UploadedImage,
+    original_name,
+    resized_name,
+    resized_name_parts,
+    scope_for,
+)
 from .signals import image_failed, image_processed, image_uploaded
 from .storage import image_storage
 
@@ -284,11 +292,10 @@ def delete_unreferenced(names: Iterable[str]) -> None:
     for name in names:
         if not name or _is_referenced(name):
             continue
-        stem = os.path.basename(name).rsplit(".", 1)[0]
-        if "-" in stem:
+        resized = resized_name_parts(name)
+        if resized is not None:
             # A resized file: forget the cached result that points at it.
-            sha256, spec_key = stem.split("-", 1)
-            _cache_delete(result_cache_key(sha256, spec_key[: processing.SPEC_KEY_LENGTH]))
+            _cache_delete(result_cache_key(*resized))
         _delete_quietly(name)
 
 
@@ -322,10 +329,14 @@ def store_files(checked: Iterable[CheckedFile], owner: Any = None) -> list[Uploa
 
 
 def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) -> UploadOutcome:
+    if item.duplicate is not None:
+        return UploadOutcome(item.duplicate, duplicate=True)
     if item.md5 and item.sha256:
         md5, sha256 = item.md5, item.sha256
     else:
         md5, sha256 = processing.hash_file(item.file)
+    # Looked up again: an earlier file of this submission, or a concurrent
+    # upload, may have stored the same content since the check.
     existing = find_duplicate(scope, md5, sha256)
     if existing is not None:
         return UploadOutcome(existing, duplicate=True)
@@ -532,8 +543,6 @@ def sweep(older_than: float, *, limit: int = 500) -> list[int]:
     (keep it above the task time limit so a live worker is not raced).
     Returns the ids queued.
     """
-    from django.utils import timezone
-
     from .tasks import dispatch
 
     cutoff = timezone.now() - timedelta(seconds=older_than)
