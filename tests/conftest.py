@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -82,16 +83,29 @@ def clear_cache() -> Iterator[None]:
 class WorkerProcess:
     """A real ``celery worker`` subprocess consuming this run's queue over Redis."""
 
-    def __init__(self, log_path: Path) -> None:
+    #: Seconds a warm shutdown may take before the worker is killed.
+    stop_timeout = 20
+
+    def __init__(
+        self, log_path: Path, *, env: dict[str, str] | None = None, name: str | None = None
+    ) -> None:
         self.log_path = log_path
+        self.env = env or {}
+        self.name = name or f"image-sync-test-{settings.RUN_ID}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "IMAGE_SYNC_TEST_WORKER": "1",
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            **self.env,
         }
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -111,7 +125,7 @@ class WorkerProcess:
                 "-Q",
                 settings.CELERY_TASK_DEFAULT_QUEUE,
                 "-n",
-                f"image-sync-test-{settings.RUN_ID}@%h",
+                f"{self.name}@%h",
             ],
             cwd=REPO,
             env=env,
@@ -123,10 +137,10 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             text = self.output()
             if " ready." in text:
-                return
+                return self
             if self.process.poll() is not None:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"Celery worker did not start:\n{self.output()}")
 
@@ -139,10 +153,13 @@ class WorkerProcess:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+        # A pool process left behind (stalled on purpose, say) dies with its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.log.close()
         self.process = None
 
