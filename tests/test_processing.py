@@ -426,6 +426,130 @@ def test_truncated_jpeg_is_corrupt(keep):
     assert problem(data[:cut]).code == "corrupt"
 
 
+def _jpeg_variants() -> dict[str, bytes]:
+    im = photo_like((320, 240), seed=7)
+    return {
+        "baseline": encode(im, "JPEG", quality=90),
+        "progressive": encode(im, "JPEG", quality=90, progressive=True),
+        "restart-markers": encode(im, "JPEG", quality=90, restart_marker_blocks=4),
+        "grey": encode(im.convert("L"), "JPEG"),
+        "cmyk": encode(im.convert("CMYK"), "JPEG"),
+        "subsampling-444": encode(im, "JPEG", subsampling=0),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_jpeg_variants()))
+def test_jpeg_structure_walk_accepts_every_kind_of_jpeg(variant):
+    data = _jpeg_variants()[variant]
+
+    processing.check_jpeg_structure(data)
+    assert inspect(data).format == "JPEG"
+
+
+@pytest.mark.parametrize("variant", ["baseline", "progressive", "restart-markers"])
+def test_jpeg_cut_anywhere_is_corrupt(variant):
+    data = _jpeg_variants()[variant]
+    step = max(1, len(data) // 97)
+    for cut in [*range(2, len(data) - 1, step), len(data) - 2, len(data) - 1]:
+        with pytest.raises(ImageProblem) as caught:
+            processing.check_jpeg_structure(data[:cut])
+        assert caught.value.code == "corrupt", cut
+
+
+def test_jpeg_fill_bytes_and_trailing_data_are_accepted():
+    data = _jpeg_variants()["baseline"]
+    eoi = len(data) - 2
+    assert data[eoi:] == b"\xff\xd9"
+    # Fill bytes may precede any marker; cameras append data after the end marker.
+    padded = data[:eoi] + b"\xff\xff\xff" + data[eoi:] + b"trailer from a camera" * 10
+
+    processing.check_jpeg_structure(padded)
+    assert inspect(padded).size == len(padded)
+
+
+def _patch_marker(data: bytes, marker: int, offset: int, value: int) -> bytes:
+    """Set the byte ``offset`` bytes after every ``marker`` (0xFF xx) to ``value``."""
+    out = bytearray(data)
+    start = 0
+    while (index := out.find(bytes([0xFF, marker]), start, out.index(b"\xff\xda") + 1)) >= 0:
+        out[index + offset] = value
+        start = index + 2
+    return bytes(out)
+
+
+def _patch_scan(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    """Apply ``change(i, buffer)`` to each component entry ``i`` of the first scan header."""
+    out = bytearray(data)
+    sos = out.index(b"\xff\xda")
+    for k in range(out[sos + 4]):
+        change(sos + 5 + 2 * k, out)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda d: d[:2] + d[2:].replace(b"\xff\xc0", b"\xff\xfe", 1), "scan before its frame"),
+        (lambda d: d[:-2], "cut off"),
+        (lambda d: d[:2] + b"\x00" + d[3:], "no marker at byte 2"),
+        (lambda d: d[: d.index(b"\xff\xda")] + b"\xff\xd9", "no image data"),
+        (lambda d: d[:4] + b"\x00\x01" + d[6:], "bad segment length"),
+        (lambda d: _patch_scan(d, lambda i, seg: seg.__setitem__(i + 1, 0x33)), "Huffman table 3"),
+        (lambda d: _patch_scan(d, lambda i, seg: seg.__setitem__(i, 9)), "component 9"),
+        (lambda d: _patch_marker(d, 0xDB, 4, 0x03), "quantization table 0 is not defined"),
+        (lambda d: _patch_marker(d, 0xC0, 4, 12), "12-bit samples"),
+    ],
+    ids=[
+        "sof-renamed",
+        "no-eoi",
+        "garbage-after-soi",
+        "no-scan",
+        "short-length",
+        "undefined-huffman-table",
+        "unknown-component",
+        "undefined-quantization-table",
+        "12-bit",
+    ],
+)
+def test_damaged_jpeg_structure_is_named(damage, words):
+    data = damage(_jpeg_variants()["baseline"])
+
+    with pytest.raises(ImageProblem) as caught:
+        processing.check_jpeg_structure(data)
+    assert caught.value.code == "corrupt"
+    assert words in caught.value.message
+    assert problem(data).code in ("corrupt", "format")  # Pillow may refuse the header first
+
+
+def test_jpeg_with_an_undefined_table_would_fail_to_decode():
+    """The header checks stand in for a decode: such a file really cannot be decoded."""
+    data = _patch_scan(_jpeg_variants()["baseline"], lambda i, seg: seg.__setitem__(i + 1, 0x33))
+    with pytest.raises(OSError, match="broken data stream"), Image.open(io.BytesIO(data)) as im:
+        im.load()
+
+
+def test_inspect_decodes_no_pixels(monkeypatch):
+    """Validation in the request reads headers and structure only: no decoder runs."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("inspect_image decoded pixels")
+
+    monkeypatch.setattr(Image.core, "jpeg_decoder", refuse)
+    monkeypatch.setattr(Image.core, "zip_decoder", refuse)
+    big = jpeg_bytes((4000, 3000))
+
+    assert inspect(big).width == 4000
+    assert inspect(png_bytes((300, 200))).format == "PNG"
+
+
+def test_corpus_photos_pass_the_structure_walk(corpus):
+    photos = [p for p in corpus.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")]
+    assert photos
+    for path in photos:
+        processing.check_jpeg_structure(path.read_bytes())
+        assert inspect(path.read_bytes()).format == "JPEG", path.name
+
+
 @pytest.mark.parametrize("with_exif", [False, True])
 @pytest.mark.parametrize("keep", [0.02, 0.5, -12])
 def test_truncated_png_is_corrupt(keep, with_exif):
