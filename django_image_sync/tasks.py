@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import threading
 import time
 from typing import Any
 
@@ -33,6 +36,11 @@ PUBLISH_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 # other files of the same submission are left to the sweeper at once.
 BROKER_DOWN_BACKOFF = 5.0
 _broker_down_until = 0.0
+# Publishing reuses connections: opening one per task cost more than the rest
+# of the upload's database work. One pool per process, broker and bounds.
+PUBLISH_POOL_LIMIT = 16
+_publish_pools: dict[tuple[Any, ...], Any] = {}
+_publish_pools_lock = threading.Lock()
 
 
 @shared_task(
@@ -77,21 +85,46 @@ def dispatch(image_id: int, *, force: bool = False) -> bool:
             image_id,
         )
         return False
-    app = resize_image.app
-    site_options = app.conf.broker_transport_options or {}
-    bounds = {k: v for k, v in PUBLISH_TIMEOUTS.items() if site_options.get(k) is None}
     kwargs = {"force": True} if force else {}
+    connection = None
     try:
-        with app.connection_for_write(transport_options=bounds) as connection:
-            resize_image.apply_async(
-                (image_id,),
-                kwargs,
-                connection=connection,  # type: ignore[call-arg]  # missing from the stubs
-                retry=True,
-                retry_policy=PUBLISH_RETRY_POLICY,
-            )
+        pool = _publish_pool(resize_image.app)
+        connection = pool.acquire(block=True, timeout=PUBLISH_TIMEOUTS["socket_timeout"])
+        resize_image.apply_async(
+            (image_id,),
+            kwargs,
+            connection=connection,  # type: ignore[call-arg]  # missing from the stubs
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+        connection.release()
     except Exception:
+        if connection is not None:
+            # Whatever state the failure left it in, the next user reconnects.
+            with contextlib.suppress(Exception):
+                connection.collect()
+                connection.release()
         _broker_down_until = time.monotonic() + BROKER_DOWN_BACKOFF
         logger.exception("django-image-sync: could not queue image %s; it stays pending", image_id)
         return False
     return True
+
+
+def _publish_pool(app: Any) -> Any:
+    """This process's pool of publishing connections to ``app``'s broker.
+
+    Connections carry socket bounds where the site's broker transport options
+    set none (:data:`PUBLISH_TIMEOUTS`). Keyed by process id, so a forked
+    process never shares a socket with its parent.
+    """
+    site_options = app.conf.broker_transport_options or {}
+    bounds = {k: v for k, v in PUBLISH_TIMEOUTS.items() if site_options.get(k) is None}
+    url = app.conf.broker_write_url or app.conf.broker_url
+    key = (os.getpid(), id(app), str(url), repr(sorted(site_options.items())), repr(bounds))
+    with _publish_pools_lock:
+        pool = _publish_pools.get(key)
+        if pool is None:
+            connection = app.connection_for_write(transport_options=bounds)
+            pool = connection.Pool(limit=PUBLISH_POOL_LIMIT)
+            _publish_pools[key] = pool
+    return pool

@@ -275,6 +275,32 @@ def dead_port(request) -> Iterator[DeadPort]:
         server.stop()
 
 
+# -- publishing connections ---------------------------------------------------------------
+
+
+def test_publishing_reuses_one_connection_and_survives_a_broker_restart():
+    server = RedisServer().start()
+    try:
+        celery_app.conf.update(broker_url=server.url)  # restored by the broker fixture
+        probe = redis.Redis.from_url(server.url, socket_timeout=5)
+        before = probe.info("stats")["total_connections_received"]
+
+        assert all(tasks.dispatch(pk) for pk in range(1, 9))
+
+        assert queue_length(probe) == 8
+        opened = probe.info("stats")["total_connections_received"] - before
+        assert opened <= 2, f"{opened} connections opened for 8 publishes"
+
+        # The pooled connection is now stale: the next publish reconnects.
+        server.stop()
+        server.start()
+        probe = redis.Redis.from_url(server.url, socket_timeout=5)
+        assert tasks.dispatch(9)
+        assert queue_length(probe) == 1
+    finally:
+        server.stop()
+
+
 # -- 1, 2: the broker is down or silent during an upload --------------------------------
 
 

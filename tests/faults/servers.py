@@ -6,6 +6,7 @@ listens on a port of its own and is torn down by the test that made it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,8 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
+        """Start (or, after :meth:`stop`, start again on the same port)."""
+        os.makedirs(self.dir, exist_ok=True)
         self.process = subprocess.Popen(
             [
                 "redis-server",
