@@ -6,11 +6,13 @@ benchmark and management commands all call the same functions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import mmap
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -114,12 +116,42 @@ def hash_file(fileobj: IO[bytes]) -> tuple[str, str]:
     """Return ``(md5, sha256)`` hex digests of the whole file in one pass."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha256 = hashlib.sha256()
+    with _contents(fileobj) as contents:
+        if contents is not None:
+            # The whole file at once, without copying it into Python.
+            md5.update(contents)
+            sha256.update(contents)
+    if contents is not None:
+        fileobj.seek(0)
+        return md5.hexdigest(), sha256.hexdigest()
     fileobj.seek(0)
     while chunk := fileobj.read(HASH_CHUNK_SIZE):
         md5.update(chunk)
         sha256.update(chunk)
     fileobj.seek(0)
     return md5.hexdigest(), sha256.hexdigest()
+
+
+@contextlib.contextmanager
+def _contents(fileobj: IO[bytes]) -> Iterator[memoryview | mmap.mmap | None]:
+    """The file's bytes as a buffer that shares memory with it, or None.
+
+    A file on disk (Django's temporary upload files) is mapped read-only, an
+    in-memory one is viewed in place; anything else yields None and is read.
+    """
+    raw = getattr(fileobj, "file", fileobj)  # Django's File wraps the real file
+    if isinstance(raw, io.BytesIO):
+        with raw.getbuffer() as view:
+            yield view
+        return
+    try:
+        descriptor = raw.fileno()
+        mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError):  # no descriptor, or empty
+        yield None
+        return
+    with mapped:
+        yield mapped
 
 
 def file_size(fileobj: IO[bytes]) -> int:
@@ -272,8 +304,12 @@ def inspect_image(
         orientation = _orientation(im)
         try:
             if fmt == "JPEG":
-                fileobj.seek(0)
-                check_jpeg_structure(fileobj.read())
+                with _contents(fileobj) as contents:
+                    if contents is not None:
+                        check_jpeg_structure(contents)
+                    else:
+                        fileobj.seek(0)
+                        check_jpeg_structure(fileobj.read())
             else:
                 im.verify()
         except ImageProblem:
@@ -286,7 +322,7 @@ def inspect_image(
     return ImageInfo(format=fmt, width=width, height=height, frames=frames, size=size)
 
 
-def check_jpeg_structure(data: bytes | memoryview) -> None:
+def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> None:
     """Walk a JPEG's markers from start to end-of-image without decoding anything.
 
     Every segment must fit in the file; a frame header (8-bit, as the decoder

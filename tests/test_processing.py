@@ -138,6 +138,71 @@ def test_hash_file_on_a_real_file_larger_than_one_chunk(tmp_path: Path):
     assert position == 0
 
 
+class _NoRead(io.FileIO):
+    """A real file whose ``read`` must not be used: its bytes are mapped instead."""
+
+    def read(self, *args: object) -> bytes:  # type: ignore[override]
+        raise AssertionError("the file was copied into Python")
+
+    readinto = read  # type: ignore[assignment]
+
+
+def test_hash_file_maps_a_file_on_disk_instead_of_reading_it(tmp_path: Path):
+    data = jpeg_bytes((1200, 900))
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+
+    with _NoRead(path, "rb") as fileobj:
+        assert hash_file(fileobj) == (
+            hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            hashlib.sha256(data).hexdigest(),
+        )
+        assert fileobj.tell() == 0
+
+
+@pytest.mark.parametrize("kind", ["temporary", "in-memory", "no-descriptor"])
+def test_hash_file_on_every_kind_of_upload(kind, settings, tmp_path):
+    from django.core.files.uploadedfile import InMemoryUploadedFile, TemporaryUploadedFile
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    data = random.Random(5).randbytes(2 * HASH_CHUNK_SIZE + 5)
+    if kind == "temporary":
+        fileobj = TemporaryUploadedFile("a.jpg", "image/jpeg", len(data), None)
+        fileobj.write(data)
+    elif kind == "in-memory":
+        fileobj = InMemoryUploadedFile(
+            io.BytesIO(data), "images", "a.jpg", "image/jpeg", len(data), None
+        )
+    else:
+
+        class Reader(io.RawIOBase):  # seekable, readable, no file descriptor
+            def __init__(self) -> None:
+                self.inner = io.BytesIO(data)
+
+            def readable(self) -> bool:
+                return True
+
+            def seekable(self) -> bool:
+                return True
+
+            def readinto(self, buffer):  # type: ignore[no-untyped-def]
+                return self.inner.readinto(buffer)
+
+            def seek(self, *args):  # type: ignore[no-untyped-def]
+                return self.inner.seek(*args)
+
+        fileobj = Reader()
+    with fileobj:
+        fileobj.seek(7)
+        digests = hash_file(fileobj)
+        assert fileobj.tell() == 0
+
+    assert digests == (
+        hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+    )
+
+
 def test_hash_file_differs_for_different_content():
     a = random.Random(1).randbytes(HASH_CHUNK_SIZE + 10)
     b = a[:-1] + bytes([a[-1] ^ 1])  # one bit in the second chunk
