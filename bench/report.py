@@ -243,7 +243,8 @@ def upload_section(upload: dict[str, Any]) -> tuple[str, list[Goal]]:
         f"\n{upload['clients']} concurrent clients; photos of "
         f"{', '.join(f'{b / MB:.1f}' for b in upload['photo_bytes'])} MB;"
         f" one client at a time: new {upload['sequential_new_ms']:.0f} ms,"
-        f" duplicate {upload['sequential_dup_ms']:.0f} ms (medians);"
+        f" duplicate {upload['sequential_dup_ms']:.0f} ms,"
+        f" bare view {upload.get('sequential_bare_ms', float('nan')):.0f} ms (medians);"
         f" files stored by duplicates: {upload['stored_by_duplicates']};"
         f" server tracebacks: {'yes' if upload['server_errors'] else 'none'}"
     )

@@ -312,10 +312,14 @@ def upload_benchmark(
             dup.append(load("app-dup", port, "/api/images/", bodies, clients, 200))
             stored_by_duplicates += count_files(s.media) - before
 
-        # One client at a time: the latency of a new upload against its duplicate.
-        seq_new, seq_dup = [], []
+        # One client at a time: the latency of a new upload against its duplicate,
+        # and of the bare view saving the same bytes (the floor for both).
+        seq_new, seq_dup, seq_bare = [], [], []
         for _ in range(sequential):
             body = new_body()
+            status, elapsed, _ = post(port, "/bench/bare-upload/", body)
+            assert status == 201, status
+            seq_bare.append(elapsed)
             status, elapsed, _ = post(port, "/api/images/", body)
             assert status == 201, status
             seq_new.append(elapsed)
@@ -338,6 +342,7 @@ def upload_benchmark(
         "stored_by_duplicates": stored_by_duplicates,
         "sequential_new_ms": statistics.median(seq_new) * 1000,
         "sequential_dup_ms": statistics.median(seq_dup) * 1000,
+        "sequential_bare_ms": statistics.median(seq_bare) * 1000,
         "clients": clients,
         "photo_bytes": [len(p) for p in photos],
         "server_errors": errors,
