@@ -3,7 +3,7 @@
 Ids in use (never reuse one): E001 STORAGE, E002 CACHE, E003 TARGET_SIZE,
 E004 ALLOWED_FORMATS, E005 OUTPUT_FORMAT, E006 QUALITY, E007 DEDUP_SCOPE,
 E008 positive integers, E009 BACKGROUND_COLOR, E010 IMAGE_SYNC type,
-W001 unknown key.
+E011 BACKEND, W001 unknown key.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from PIL import features
 
-from . import conf
+from . import conf, processing
 
 ID = "django_image_sync.{}"
 
@@ -160,4 +160,42 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 id=ID.format("E009"),
             )
         )
+
+    messages += _check_backend(conf.get("BACKEND"))
     return messages
+
+
+def _check_backend(backend: Any) -> list[CheckMessage]:
+    if not isinstance(backend, str) or backend.lower() not in processing.BACKENDS:
+        return [
+            Error(
+                f"IMAGE_SYNC['BACKEND'] is {backend!r}; it must be one of "
+                f"{', '.join(repr(b) for b in processing.BACKENDS)}.",
+                hint="'pillow' needs nothing more; 'vips' is faster on PNG.",
+                id=ID.format("E011"),
+            )
+        ]
+    problem = _vips_problem() if backend.lower() == "vips" else None
+    if problem:
+        return [
+            Error(
+                f"IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: {problem}",
+                hint="pip install django-image-sync[vips] (pyvips and pyvips-binary, "
+                "a self-contained libvips).",
+                id=ID.format("E011"),
+            )
+        ]
+    return []
+
+
+def _vips_problem() -> str | None:
+    """Why the libvips backend cannot run in this environment, if it cannot."""
+    try:
+        # Importing pyvips loads libvips, so a missing shared library shows too.
+        import pyvips
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    # The backend strips metadata with the savers' "keep" option (libvips 8.15).
+    if not pyvips.at_least_libvips(8, 15):
+        return f"libvips {pyvips.version(0)}.{pyvips.version(1)} is older than 8.15"
+    return None

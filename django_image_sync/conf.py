@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 24,
     # How many times a task may claim one image before it is marked failed.
     "MAX_ATTEMPTS": 5,
+    # The worker's resize pipeline: "pillow", or "vips" (libvips through pyvips,
+    # faster on PNG; needs `pip install django-image-sync[vips]`).
+    "BACKEND": "pillow",
 }
 
 OUTPUT_FORMATS = ("JPEG", "PNG", "WEBP")

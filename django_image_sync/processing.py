@@ -12,7 +12,7 @@ import io
 import mmap
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -89,6 +89,9 @@ class ResizeSpec:
     format: str = "JPEG"
     quality: int = 85
     background: tuple[int, int, int] = (255, 255, 255)
+    # Which pipeline makes the bytes: "pillow" (resize_image below) or "vips"
+    # (django_image_sync.vips); see resizer_for().
+    backend: str = "pillow"
 
     @property
     def key(self) -> str:
@@ -97,6 +100,10 @@ class ResizeSpec:
             f"v{PIPELINE_VERSION}:{self.box[0]}x{self.box[1]}:{self.format}:"
             f"q{self.quality}:bg{self.background[0]},{self.background[1]},{self.background[2]}"
         )
+        if self.backend != "pillow":
+            # Appended only for other backends, so the names stored by the
+            # Pillow pipeline before backends existed stay valid.
+            raw += f":{self.backend}"
         return hashlib.sha256(raw.encode()).hexdigest()[:SPEC_KEY_LENGTH]
 
     @property
@@ -601,7 +608,27 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
     )
 
 
+BACKENDS = ("pillow", "vips")
+
+
+def resizer_for(backend: str) -> Callable[[IO[bytes], ResizeSpec], ResizeResult]:
+    """The ``resize_image`` function of a processing backend (see :data:`BACKENDS`).
+
+    The libvips backend is imported only when asked for: pyvips is an optional
+    dependency (``pip install django-image-sync[vips]``), so ``ImportError`` or
+    ``OSError`` (libvips itself missing) come from here when it is absent.
+    """
+    if backend == "pillow":
+        return resize_image
+    if backend == "vips":
+        from django_image_sync import vips
+
+        return vips.resize_image
+    raise ValueError(f"unknown processing backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
 __all__ = [
+    "BACKENDS",
     "FORMAT_EXTENSIONS",
     "FORMAT_MIME_TYPES",
     "ImageInfo",
@@ -615,5 +642,6 @@ __all__ = [
     "hash_file",
     "inspect_image",
     "resize_image",
+    "resizer_for",
     "sniff_format",
 ]

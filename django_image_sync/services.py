@@ -396,6 +396,7 @@ def current_spec() -> processing.ResizeSpec:
         format=conf.get("OUTPUT_FORMAT").upper(),
         quality=int(conf.get("QUALITY")),
         background=(int(background[0]), int(background[1]), int(background[2])),
+        backend=str(conf.get("BACKEND")).lower(),
     )
 
 
@@ -490,7 +491,13 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         except Exception as exc:
             raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
         try:
-            output = processing.resize_image(io.BytesIO(data), spec)
+            resize = processing.resizer_for(spec.backend)
+        except (ImportError, OSError) as exc:
+            # pyvips or libvips missing on this worker: the image is fine and
+            # can be resized once they are installed (check E011 says how).
+            raise TransientError(f"the {spec.backend} backend cannot be loaded: {exc}") from exc
+        try:
+            output = resize(io.BytesIO(data), spec)
         except Exception as exc:
             # The bytes passed validation but cannot be processed: retrying
             # the same bytes cannot help.

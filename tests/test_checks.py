@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import io
+import sys
+import types
 
 import pytest
 from django.core import checks as django_checks
@@ -249,3 +252,58 @@ def test_manage_py_check_shows_warning_without_failing():
     with override_settings(IMAGE_SYNC={"TARGT_SIZE": (1, 1)}):
         call_command("check", stdout=stdout, stderr=stderr)
     assert "django_image_sync.W001" in stdout.getvalue() + stderr.getvalue()
+
+
+# --- E011 BACKEND (the optional libvips backend) ---------------------------------------
+
+
+class _NoLibvips(importlib.abc.MetaPathFinder):
+    """Makes ``import pyvips`` fail the way it does when libvips itself is missing."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pyvips":
+            raise OSError("cannot load library 'libvips.so.42': no such file")
+
+
+@pytest.mark.parametrize("backend", ["pillow", "Pillow"])
+def test_pillow_backend_produces_no_messages(backend):
+    assert messages_for(BACKEND=backend) == []
+
+
+def test_vips_backend_produces_no_messages_where_pyvips_works():
+    try:
+        import pyvips  # noqa: F401
+    except (ImportError, OSError) as exc:
+        pytest.skip(f"pyvips cannot be loaded here: {exc}")
+    assert messages_for(BACKEND="vips") == []
+
+
+@pytest.mark.parametrize("backend", ["magick", "", None, 1, ["vips"]])
+def test_e011_unknown_backend(backend):
+    message = only(messages_for(BACKEND=backend), "E011")
+    assert repr(backend) in message.msg
+    assert "'pillow', 'vips'" in message.msg
+
+
+def test_e011_vips_backend_without_pyvips(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyvips", None)  # as without the extra: ImportError
+    message = only(messages_for(BACKEND="vips"), "E011")
+    assert "pyvips cannot be used" in message.msg
+    assert "pip install django-image-sync[vips]" in message.hint
+
+
+def test_e011_vips_backend_without_libvips(monkeypatch):
+    monkeypatch.delitem(sys.modules, "pyvips", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_NoLibvips(), *sys.meta_path])
+    message = only(messages_for(BACKEND="vips"), "E011")
+    assert "libvips.so.42" in message.msg
+    assert "pip install django-image-sync[vips]" in message.hint
+
+
+def test_e011_vips_backend_with_a_libvips_too_old_to_strip_metadata(monkeypatch):
+    old = types.ModuleType("pyvips")
+    old.at_least_libvips = lambda major, minor: (major, minor) <= (8, 14)  # type: ignore[attr-defined]
+    old.version = lambda part: (8, 14, 5)[part]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyvips", old)
+    message = only(messages_for(BACKEND="vips"), "E011")
+    assert "libvips 8.14 is older than 8.15" in message.msg

@@ -27,6 +27,7 @@ DOCUMENTED = {
     "UPLOAD_TO": "image_sync",
     "PAGE_SIZE": 24,
     "MAX_ATTEMPTS": 5,
+    "BACKEND": "pillow",
 }
 
 

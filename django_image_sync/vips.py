@@ -1,0 +1,235 @@
+"""The optional libvips processing backend (``IMAGE_SYNC["BACKEND"] = "vips"``).
+
+The same job as :func:`django_image_sync.processing.resize_image`, done by
+libvips through pyvips (``pip install django-image-sync[vips]``): the same
+output size, orientation, colour modes, ICC rule, flattening and metadata
+stripping, so the two backends are interchangeable. What libvips does
+differently is how: it decodes, resizes and encodes in one demand-driven pass
+over small strips of the image, with a SIMD resampler, instead of holding the
+whole decoded image in memory. That is what makes it about twice as fast as
+Pillow on large PNGs.
+
+Like ``processing``, this module is plain Python on bytes and file objects: no
+Django, no Celery. Importing it sets two process-wide libvips options meant
+for a Celery worker process (see ``docs/performance.md``):
+
+- one libvips worker thread (unless ``VIPS_CONCURRENCY`` is set in the
+  environment): a prefork worker runs one process per core, and more threads
+  per process would only compete for the same cores;
+- no libvips operation cache: a long-running worker resizes each image once,
+  and the cache would keep references to images and file data, so memory
+  would grow with every image processed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import IO, Any
+
+import pyvips
+from PIL import Image
+
+from .processing import (
+    _TRANSPOSING_ORIENTATIONS,
+    EXIF_ORIENTATION,
+    ResizeResult,
+    ResizeSpec,
+    _open,
+    _orientation,
+    _orientation_value,
+    _to_workable_mode,
+    fit_within,
+)
+
+if "VIPS_CONCURRENCY" not in os.environ:
+    pyvips.concurrency_set(1)
+pyvips.cache_set_max(0)
+pyvips.cache_set_max_mem(0)
+pyvips.cache_set_max_files(0)
+
+# libvips picks a loader by content and has many (TIFF, SVG, HEIF, PDF, ...).
+# Validation admits JPEG and PNG only; nothing else is handed to libvips here
+# either. Pillow names the format from the same signatures libvips' JPEG and
+# PNG loaders look for.
+_INPUT_FORMATS = ("JPEG", "MPO", "PNG")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FAIL_ON_ERROR = "fail_on=error"
+
+
+def _late_png_orientation(data: bytes) -> int | None:
+    """The orientation of an eXIf chunk after the image data, if a PNG has one.
+
+    The Pillow backend honours such a chunk once the pixels are decoded, while
+    libvips reads metadata from the chunks before the image data only. A walk
+    over the chunk headers finds it without decoding. ``None`` when there is no
+    late eXIf chunk; 1 (upright) when its EXIF cannot be read, as in Pillow.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    position = len(_PNG_SIGNATURE)
+    seen_image_data = False
+    late: bytes | None = None
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        if kind == b"IDAT":
+            seen_image_data = True
+        elif kind == b"eXIf" and seen_image_data:
+            late = data[position + 8 : position + 8 + length]
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    if late is None:
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(late)
+        return _orientation_value(exif.get(EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _cmyk_thumbnail(data: bytes, size: tuple[int, int], target: tuple[int, int]) -> Any:
+    """A CMYK JPEG shrunk on load, resized to ``target``, in RGB by Pillow's formula.
+
+    ``thumbnail`` would convert CMYK through an ICC profile (the embedded one
+    or libvips' own), and saturated colours would come out visibly different
+    from the Pillow backend, which uses R = (255 - C) x (255 - K) / 255. Here
+    the image is resized in CMYK and converted that way at the target size,
+    where the arithmetic is cheap.
+    """
+    shrink = min(size[0] / target[0], size[1] / target[1])
+    # libvips' own choice in thumbnail: leave at least 2x for the resampler.
+    factor = 8 if shrink >= 16 else 4 if shrink >= 8 else 2 if shrink >= 4 else 1
+    cmyk = pyvips.Image.new_from_buffer(data, _FAIL_ON_ERROR, shrink=factor, access="sequential")
+    cmyk = cmyk.resize(target[0] / cmyk.width, vscale=target[1] / cmyk.height)
+    ink = 255 - cmyk.extract_band(0, n=3)
+    rgb = (ink * (255 - cmyk.extract_band(3)) / 255).rint().cast("uchar")
+    return rgb.copy(interpretation="srgb")
+
+
+def _mode_of(image: Any) -> str:
+    """The Pillow name (L, LA, RGB, RGBA) of an 8-bit libvips image."""
+    colour = image.bands - (1 if image.hasalpha() else 0) >= 3
+    return ("RGB" if colour else "L") + ("A" if image.hasalpha() else "")
+
+
+def _to_mode(image: Any, mode: str) -> Any:
+    """Bring a thumbnail (8-bit sRGB or B_W, maybe with alpha) to a Pillow mode."""
+    want_alpha = mode in ("LA", "RGBA")
+    if image.hasalpha() and not want_alpha:
+        image = image.extract_band(0, n=image.bands - 1)
+    current = _mode_of(image)
+    if mode.startswith("RGB") and current.startswith("L"):
+        image = image.colourspace("srgb")
+    elif mode.startswith("L") and current.startswith("RGB"):
+        image = image.colourspace("b-w")
+    if want_alpha and not image.hasalpha():
+        image = image.bandjoin_const([255])
+    return image
+
+
+def _workable_mode(source: Image.Image) -> str:
+    """The mode the Pillow backend works in for this source (L, LA, RGB or RGBA).
+
+    Found by applying the Pillow backend's own rule to a one-pixel image of the
+    same mode and transparency, so the two backends cannot drift apart.
+    """
+    probe = Image.new(source.mode, (1, 1))
+    if "transparency" in source.info:
+        probe.info["transparency"] = source.info["transparency"]
+    return _to_workable_mode(probe).mode
+
+
+def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
+    """Decode, orient, resize to fit ``spec.box``, convert and encode, with libvips.
+
+    Same contract as :func:`django_image_sync.processing.resize_image`.
+    Raises :class:`pyvips.Error` for data libvips cannot decode, Pillow's
+    errors for a header it cannot read, and ``ValueError`` for anything but a
+    JPEG or PNG.
+    """
+    fileobj.seek(0)
+    data = fileobj.read()
+
+    # The header, read by Pillow as in the Pillow backend (no pixel is decoded):
+    # the same orientation, mode and profile decide the output of both backends.
+    with _open(io.BytesIO(data), None) as source:
+        if source.format not in _INPUT_FORMATS:
+            raise ValueError(f"{source.format} is not handed to libvips; only JPEG and PNG are")
+        source_mode = source.mode
+        orientation = _orientation(source)
+        width, height = source.size
+        mode = _workable_mode(source)
+        icc_profile = source.info.get("icc_profile")
+    late = _late_png_orientation(data)
+    if late is not None:
+        orientation = late
+    turned = orientation in _TRANSPOSING_ORIENTATIONS
+    upright = (height, width) if turned else (width, height)
+    target = fit_within(upright[0], upright[1], spec.box)
+    stored_target = (target[1], target[0]) if turned else target
+
+    if source_mode == "CMYK":
+        image = _cmyk_thumbnail(data, (width, height), stored_target)
+    else:
+        # Shrink-on-load (JPEG), then a resize to exactly the size fit_within()
+        # chose, so both backends agree to the pixel. libvips would turn the
+        # image by its own reading of the EXIF orientation; Pillow's reading is
+        # used instead (no_rotate), so malformed EXIF is treated the same way.
+        image = pyvips.Image.thumbnail_buffer(
+            data,
+            stored_target[0],
+            height=stored_target[1],
+            size="force",
+            no_rotate=True,
+            # A damaged or cut-off file is an error, not an image with grey
+            # rows. thumbnail_buffer does not hand its own fail_on to the
+            # loader (libvips 8.18), so it goes in the loader's options.
+            option_string=_FAIL_ON_ERROR,
+        )
+    if orientation != 1:
+        # Turning needs random access; the thumbnail is small, so render it first.
+        image = image.copy_memory()
+        image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+        image = image.autorot()
+    image = _to_mode(image, mode)
+
+    out_format = spec.format
+    if out_format == "JPEG" and image.hasalpha():
+        background: list[float] = list(spec.background)
+        if image.bands == 2:
+            # Same grey as the Pillow backend's flatten onto an L canvas.
+            red, green, blue = spec.background
+            background = [round(0.299 * red + 0.587 * green + 0.114 * blue)]
+        image = image.flatten(background=background)
+    out_mode = _mode_of(image)
+
+    # The Pillow backend's rule: the profile stays only where the colour
+    # space is unchanged, so colours stay right.
+    keep_icc = bool(icc_profile) and (
+        (source_mode in ("RGB", "RGBA", "P") and out_mode in ("RGB", "RGBA"))
+        or (source_mode in ("L", "LA") and out_mode in ("L", "LA"))
+    )
+    if keep_icc:
+        # The very bytes Pillow read, rather than whatever libvips attached.
+        image = image.copy()
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
+    # keep: nothing but the profile (no EXIF, XMP, IPTC, comments).
+    keep = "icc" if keep_icc else "none"
+    if out_format == "JPEG":
+        # Pillow's JPEG defaults: 4:2:0 at every quality (libvips would stop
+        # subsampling at Q >= 90), baseline, standard Huffman tables.
+        output = image.jpegsave_buffer(Q=spec.quality, keep=keep, subsample_mode="on")
+    elif out_format == "PNG":
+        output = image.pngsave_buffer(keep=keep, compression=6)
+    elif out_format == "WEBP":
+        output = image.webpsave_buffer(Q=spec.quality, keep=keep)
+    else:
+        raise ValueError(f"unsupported output format {out_format!r}")
+    return ResizeResult(data=output, width=image.width, height=image.height, format=out_format)
+
+
+__all__ = ["resize_image"]
