@@ -103,7 +103,9 @@ def _cmyk_thumbnail(data: bytes, size: tuple[int, int], target: tuple[int, int])
     shrink = min(size[0] / target[0], size[1] / target[1])
     # libvips' own choice in thumbnail: leave at least 2x for the resampler.
     factor = 8 if shrink >= 16 else 4 if shrink >= 8 else 2 if shrink >= 4 else 1
-    cmyk = pyvips.Image.new_from_buffer(data, _FAIL_ON_ERROR, shrink=factor, access="sequential")
+    cmyk = pyvips.Image.new_from_source(
+        pyvips.Source.new_from_memory(data), _FAIL_ON_ERROR, shrink=factor, access="sequential"
+    )
     cmyk = cmyk.resize(target[0] / cmyk.width, vscale=target[1] / cmyk.height)
     ink = 255 - cmyk.extract_band(0, n=3)
     rgb = (ink * (255 - cmyk.extract_band(3)) / 255).rint().cast("uchar")
@@ -179,14 +181,15 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
         # chose, so both backends agree to the pixel. libvips would turn the
         # image by its own reading of the EXIF orientation; Pillow's reading is
         # used instead (no_rotate), so malformed EXIF is treated the same way.
-        image = pyvips.Image.thumbnail_buffer(
-            data,
+        image = pyvips.Image.thumbnail_source(
+            # Reads ``data`` in place; thumbnail_buffer would copy the file first.
+            pyvips.Source.new_from_memory(data),
             stored_target[0],
             height=stored_target[1],
             size="force",
             no_rotate=True,
             # A damaged or cut-off file is an error, not an image with grey
-            # rows. thumbnail_buffer does not hand its own fail_on to the
+            # rows. thumbnail_source does not hand its own fail_on to the
             # loader (libvips 8.18), so it goes in the loader's options.
             option_string=_FAIL_ON_ERROR,
         )
