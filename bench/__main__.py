@@ -20,7 +20,7 @@ from bench.images import corpus_images, generated_images
 from bench.methods import METHODS, RECOMMENDED
 
 PARTS = ("resize", "upload", "gallery", "workers")
-BASELINES = ["naive", "pyvips", "ours"]
+BASELINES = ["naive", "pyvips", "ours", "ours-vips"]
 
 
 def machine() -> dict[str, str]:

@@ -8,6 +8,8 @@ Baselines:
   naive   Pillow as most code writes it: open, resize(LANCZOS) at full resolution, save.
   pyvips  libvips' ``thumbnail`` (shrink-on-load for JPEG) then ``jpegsave``.
   ours    ``django_image_sync.processing.resize_image``, as the worker calls it.
+  ours-vips  ``django_image_sync.vips.resize_image``: the app's optional libvips
+          backend (``IMAGE_SYNC["BACKEND"] = "vips"``), as the worker calls it.
 
 Variants (``v-*``) try changes to the Pillow pipeline, in this file only, to find
 what would make ``ours`` faster without losing quality. They are documented in
@@ -110,6 +112,18 @@ def ours(path: Path, box: tuple[int, int], lossless: bool = False) -> Output:
 
     with path.open("rb") as fh:
         spec = ResizeSpec(box=box, format="PNG" if lossless else "JPEG", quality=QUALITY)
+        result = resize_image(fh, spec)
+    return result.data, (result.width, result.height)
+
+
+def ours_vips(path: Path, box: tuple[int, int], lossless: bool = False) -> Output:
+    from django_image_sync.processing import ResizeSpec
+    from django_image_sync.vips import resize_image
+
+    with path.open("rb") as fh:
+        spec = ResizeSpec(
+            box=box, format="PNG" if lossless else "JPEG", quality=QUALITY, backend="vips"
+        )
         result = resize_image(fh, spec)
     return result.data, (result.width, result.height)
 
@@ -288,6 +302,10 @@ METHODS: dict[str, Method] = {
             setup=pyvips_setup,
         ),
         Method("ours", "django_image_sync.processing.resize_image", ours, "ours"),
+        # Importing django_image_sync.vips turns libvips' cache off and sets one thread.
+        Method(
+            "ours-vips", "django_image_sync.vips.resize_image (libvips backend)", ours_vips, "ours"
+        ),
         *(
             Method(name, description, _variant(**options), "variant", formats)
             for name, description, options, formats in _VARIANTS
