@@ -3,11 +3,10 @@
 The same job as :func:`django_image_sync.processing.resize_image`, done by
 libvips through pyvips (``pip install django-image-sync[vips]``): the same
 output size, orientation, colour modes, ICC rule, flattening and metadata
-stripping, so the two backends are interchangeable. What libvips does
-differently is how: it decodes, resizes and encodes in one demand-driven pass
-over small strips of the image, with a SIMD resampler, instead of holding the
-whole decoded image in memory. That is what makes it about twice as fast as
-Pillow on large PNGs.
+stripping, so the two backends are interchangeable. What differs is the
+route: libvips evaluates decode, resize and encode on demand, a strip at a
+time, and resamples with SIMD code, which makes it 1.6-1.7 times as fast as
+the Pillow backend on large PNGs (``docs/performance.md``).
 
 Like ``processing``, this module is plain Python on bytes and file objects: no
 Django, no Celery. Importing it sets two process-wide libvips options meant
