@@ -183,7 +183,8 @@ def _real_owner(owner: Any) -> Any:
 
 def find_duplicate(scope: str, md5: str, sha256: str) -> UploadedImage | None:
     """The image with this content in ``scope``: MD5 finds it, SHA-256 confirms it."""
-    for candidate in UploadedImage.objects.filter(scope=scope, md5=md5).select_related("owner"):
+    candidates = UploadedImage.objects.filter(scope=scope, md5=md5).order_by()
+    for candidate in candidates.select_related("owner"):
         if candidate.sha256 == sha256:
             return candidate
     return None
@@ -335,11 +336,9 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
         md5, sha256 = item.md5, item.sha256
     else:
         md5, sha256 = processing.hash_file(item.file)
-    # Looked up again: an earlier file of this submission, or a concurrent
-    # upload, may have stored the same content since the check.
-    existing = find_duplicate(scope, md5, sha256)
-    if existing is not None:
-        return UploadOutcome(existing, duplicate=True)
+    # Not looked up again: if an earlier file of this submission or a
+    # concurrent upload stored the same content since the check, the unique
+    # constraint refuses the insert below and that row is the answer.
     name = original_name(sha256, item.info.extension)
     if _write_once(name, item.file, item.info.size):
         written.append(name)
