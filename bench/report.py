@@ -269,6 +269,13 @@ def upload_section(upload: dict[str, Any]) -> tuple[str, list[Goal]]:
             ]
         )
     text = _table(["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "HTTP"], rows)
+    steps = upload.get("steps_ms")
+    if steps:
+        text += (
+            "\nthe app's own work per photo, in one process (fastest of 15):"
+            f" hash_file {steps['hash_file']:.1f} ms (MD5 {steps['md5']:.1f} + SHA-256"
+            f" {steps['sha256']:.1f}), inspect_image {steps['inspect_image']:.1f} ms"
+        )
     text += (
         f"\n{upload['clients']} concurrent clients; photos of "
         f"{', '.join(f'{b / MB:.1f}' for b in upload['photo_bytes'])} MB;"

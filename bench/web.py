@@ -20,8 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bench.images import REPO, jpeg_near, with_unique_comment
@@ -335,6 +336,7 @@ def upload_benchmark(
         return max(results, key=lambda r: r.per_second)
 
     return {
+        "steps_ms": request_steps(photos),
         "bare": best(bare),
         "new": best(new),
         "dup": best(dup),
@@ -347,6 +349,46 @@ def upload_benchmark(
         "photo_bytes": [len(p) for p in photos],
         "server_errors": errors,
     }
+
+
+def request_steps(photos: list[bytes], repeats: int = 15) -> dict[str, float]:
+    """The app's own per-photo work in the request, in this process: fastest of ``repeats``.
+
+    The same functions the upload views call, on the same photos as a temporary
+    file, as Django hands them over; what is left of a request is Django's and
+    gunicorn's reading of the body, the database and the broker.
+    """
+    import hashlib
+
+    from django_image_sync import processing
+
+    def fastest(step: Callable[[], object]) -> float:
+        step()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return min(times) * 1000
+
+    steps: dict[str, float] = {"md5": 0.0, "sha256": 0.0, "hash_file": 0.0, "inspect_image": 0.0}
+    for data in photos:
+        with tempfile.TemporaryFile() as fh:
+            fh.write(data)
+            fh.flush()
+            md5 = partial(hashlib.md5, data, usedforsecurity=False)
+            steps["md5"] += fastest(md5)
+            steps["sha256"] += fastest(partial(hashlib.sha256, data))
+            steps["hash_file"] += fastest(partial(processing.hash_file, fh))
+            steps["inspect_image"] += fastest(
+                partial(
+                    processing.inspect_image,
+                    fh,
+                    allowed_formats=("JPEG", "PNG"),
+                    max_pixels=50_000_000,
+                )
+            )
+    return {name: total / len(photos) for name, total in steps.items()}
 
 
 # -- goal 5: gallery and list API rendering ----------------------------------------------------
