@@ -128,13 +128,11 @@ def hash_file(fileobj: IO[bytes]) -> tuple[str, str]:
             # The whole file at once, without copying it into Python.
             md5.update(contents)
             sha256.update(contents)
-    if contents is not None:
-        fileobj.seek(0)
-        return md5.hexdigest(), sha256.hexdigest()
-    fileobj.seek(0)
-    while chunk := fileobj.read(HASH_CHUNK_SIZE):
-        md5.update(chunk)
-        sha256.update(chunk)
+        else:
+            fileobj.seek(0)
+            while chunk := fileobj.read(HASH_CHUNK_SIZE):
+                md5.update(chunk)
+                sha256.update(chunk)
     fileobj.seek(0)
     return md5.hexdigest(), sha256.hexdigest()
 
@@ -515,6 +513,15 @@ def _flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return canvas
 
 
+def keeps_icc_profile(source_mode: str, output_mode: str) -> bool:
+    """Whether an output keeps the source's ICC profile: only where the colour
+    space is unchanged (RGB-like in and out, or grey in and out), so colours
+    stay right. Both processing backends follow this rule."""
+    return (source_mode in ("RGB", "RGBA", "P") and output_mode in ("RGB", "RGBA")) or (
+        source_mode in ("L", "LA") and output_mode in ("L", "LA")
+    )
+
+
 def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
     """Make the JPEG decoder scale the image down while decoding, staying >= ``target``.
 
@@ -588,10 +595,7 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
     out_format = spec.format
     if out_format == "JPEG":
         im = _flatten(im, spec.background)
-    keep_icc = icc_profile and (
-        (source_mode in ("RGB", "RGBA", "P") and im.mode in ("RGB", "RGBA"))
-        or (source_mode in ("L", "LA") and im.mode in ("L", "LA"))
-    )
+    keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
     # Metadata travels in ``info``; drop all of it and pass back only the profile.
     im.info = {}
     save_args: dict[str, Any] = {}

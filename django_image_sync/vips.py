@@ -39,6 +39,7 @@ from .processing import (
     _orientation_value,
     _to_workable_mode,
     fit_within,
+    keeps_icc_profile,
 )
 
 if "VIPS_CONCURRENCY" not in os.environ:
@@ -209,12 +210,7 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
         image = image.flatten(background=background)
     out_mode = _mode_of(image)
 
-    # The Pillow backend's rule: the profile stays only where the colour
-    # space is unchanged, so colours stay right.
-    keep_icc = bool(icc_profile) and (
-        (source_mode in ("RGB", "RGBA", "P") and out_mode in ("RGB", "RGBA"))
-        or (source_mode in ("L", "LA") and out_mode in ("L", "LA"))
-    )
+    keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, out_mode)
     if keep_icc:
         # The very bytes Pillow read, rather than whatever libvips attached.
         image = image.copy()
