@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -86,24 +85,23 @@ def dispatch(image_id: int, *, force: bool = False) -> bool:
         )
         return False
     kwargs = {"force": True} if force else {}
-    connection = None
     try:
         pool = _publish_pool(resize_image.app)
-        connection = pool.acquire(block=True, timeout=PUBLISH_TIMEOUTS["socket_timeout"])
-        resize_image.apply_async(
-            (image_id,),
-            kwargs,
-            connection=connection,  # type: ignore[call-arg]  # missing from the stubs
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-        connection.release()
-    except Exception:
-        if connection is not None:
-            # Whatever state the failure left it in, the next user reconnects.
-            with contextlib.suppress(Exception):
+        # Leaving the block gives the connection back to the pool.
+        with pool.acquire(block=True, timeout=PUBLISH_TIMEOUTS["socket_timeout"]) as connection:
+            try:
+                resize_image.apply_async(
+                    (image_id,),
+                    kwargs,
+                    connection=connection,  # type: ignore[call-arg]  # missing from the stubs
+                    retry=True,
+                    retry_policy=PUBLISH_RETRY_POLICY,
+                )
+            except Exception:
+                # Whatever state the failure left it in, the next user reconnects.
                 connection.collect()
-                connection.release()
+                raise
+    except Exception:
         _broker_down_until = time.monotonic() + BROKER_DOWN_BACKOFF
         logger.exception("django-image-sync: could not queue image %s; it stays pending", image_id)
         return False
@@ -120,7 +118,8 @@ def _publish_pool(app: Any) -> Any:
     site_options = app.conf.broker_transport_options or {}
     bounds = {k: v for k, v in PUBLISH_TIMEOUTS.items() if site_options.get(k) is None}
     url = app.conf.broker_write_url or app.conf.broker_url
-    key = (os.getpid(), id(app), str(url), repr(sorted(site_options.items())), repr(bounds))
+    # ``bounds`` follows from the site's options, which are part of the key.
+    key = (os.getpid(), id(app), str(url), repr(sorted(site_options.items())))
     with _publish_pools_lock:
         pool = _publish_pools.get(key)
         if pool is None:
