@@ -12,8 +12,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.images import REPO, jpeg_near, with_unique_comment
+from tests.processes import Service, free_port
 
 PG = {
     "host": os.environ.get("PGHOST", "127.0.0.1"),
@@ -121,48 +120,6 @@ def run_checked(argv: list[str], env: dict[str, str], timeout: float = 300) -> s
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
     return result.stdout
-
-
-class Service:
-    """A long-running process in its own process group, stopped whatever happens."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        with log.open("wb") as fh:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- goal 4: the upload request path -------------------------------------------------------
@@ -283,7 +240,7 @@ def upload_benchmark(
     argv = [sys.executable, "-m", "gunicorn", "bench.site.wsgi:application"]
     argv += ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5"]
     argv += ["--timeout", "120", "--error-logfile", "-"]
-    web = Service(argv, s.env, workdir / "gunicorn.log")
+    web = Service("gunicorn", argv, cwd=REPO, env=s.env, log=workdir / "gunicorn.log", grace=20)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -422,7 +379,14 @@ def drain(s: Site, workdir: Path, tag: str, count: int, image: Path, processes: 
     import psycopg
 
     conn = psycopg.connect(**PG, dbname=s.database, autocommit=True, connect_timeout=5)
-    worker = Service(worker_argv, s.env, workdir / f"worker-{tag}.log")
+    worker = Service(
+        f"worker-{tag}",
+        worker_argv,
+        cwd=REPO,
+        env=s.env,
+        log=workdir / f"worker-{tag}.log",
+        grace=20,
+    )
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT
         started = None

@@ -37,11 +37,8 @@ import platform
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.processes import Service, free_port  # scripts/soak puts the checkout on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 PG = {
@@ -233,43 +232,6 @@ def make_plan(uploads: int, clients: int, seed: int) -> Plan:
 # -- processes -------------------------------------------------------------------------------
 
 
-class Service:
-    """A subprocess in its own process group, logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log_path = log
-        with log.open("wb") as fh:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
 def process_tree(root: int) -> list[int]:
     """``root`` and its descendants, from /proc."""
     parents: dict[int, list[int]] = defaultdict(list)
@@ -323,12 +285,6 @@ class MemorySampler(threading.Thread):
     def run(self) -> None:
         while not self.halt.wait(self.interval):
             self.sample()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- services of this machine -----------------------------------------------------------------
@@ -657,8 +613,10 @@ def main(argv: list[str] | None = None) -> int:
                     *("--access-logfile", "-", "--error-logfile", "-"),
                     *(["--no-control-socket"] if "--no-control-socket" in flags else []),
                 ],
-                env,
-                scratch / "gunicorn.log",
+                cwd=REPO,
+                env=env,
+                log=scratch / "gunicorn.log",
+                grace=30,
             )
             services.append(web)
             worker = Service(
@@ -669,8 +627,10 @@ def main(argv: list[str] | None = None) -> int:
                     *("--pool=prefork", "--without-gossip", "--without-mingle"),
                     *("--without-heartbeat", "-Q", queue, "-n", f"{marker}@%h"),
                 ],
-                env,
-                scratch / "worker.log",
+                cwd=REPO,
+                env=env,
+                log=scratch / "worker.log",
+                grace=30,
             )
             services.append(worker)
 

@@ -18,8 +18,6 @@ import io
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -36,8 +34,10 @@ import requests
 from django.conf import settings
 from PIL import Image, ImageChops, ImageStat
 
+from tests import processes
 from tests.conftest import CORPUS, redis_reachable, service_unavailable
 from tests.images import encode, jpeg_bytes, photo_like
+from tests.processes import free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -353,49 +353,15 @@ def configure_site(site: Path, *, database: str, marker: str, media: Path) -> No
     )
 
 
-class Service:
-    """A long-running process of the site, in its own process group."""
+class Service(processes.Service):
+    """A long-running process of the site, logging beside the site's folder."""
 
     def __init__(self, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = cwd.parent / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(name, argv, cwd=cwd, env=env, log=cwd.parent / f"{name}.log")
 
     def check_alive(self) -> None:
-        if self.process.poll() is not None:
+        if not self.alive():
             pytest.fail(f"{self.name} exited {self.process.returncode}:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        # Children that outlived their leader (e.g. prefork children).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_serving(web: Service, base: str) -> None:

@@ -18,9 +18,6 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -37,6 +34,7 @@ from django.test import Client
 from django_image_sync.models import Status, UploadedImage, original_name
 from tests.conftest import REPO, wait_for_status
 from tests.images import jpeg_bytes
+from tests.processes import Service, free_port
 
 requests = pytest.importorskip("requests", reason="requests is needed (the test extra)")
 
@@ -63,12 +61,6 @@ THREAD_WAIT = 60
 # -- the server -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def control_socket_off() -> list[str]:
     """Recent gunicorn opens a control socket at one path shared by every instance."""
     from gunicorn.config import KNOWN_SETTINGS
@@ -77,28 +69,12 @@ def control_socket_off() -> list[str]:
     return ["--no-control-socket"] if "--no-control-socket" in flags else []
 
 
-@dataclass
-class Server:
-    base: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+class Server(Service):
+    """gunicorn, with the base URL it serves."""
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        # gunicorn's workers, should one have outlived the arbiter.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+    def __init__(self, base: str, argv: list[str], *, env: dict[str, str], log: Path) -> None:
+        super().__init__("gunicorn", argv, cwd=REPO, env=env, log=log)
+        self.base = base
 
 
 @pytest.fixture
@@ -126,22 +102,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         *("--access-logfile", "-", "--error-logfile", "-"),
         *control_socket_off(),
     ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+    running = Server(f"http://127.0.0.1:{port}", argv, env=env, log=log_path)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited {process.returncode}:\n{running.output()}")
+            if not running.alive():
+                pytest.fail(f"gunicorn exited {running.process.returncode}:\n{running.output()}")
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{running.base}/admin/login/", timeout=2).status_code == 200:
                     break

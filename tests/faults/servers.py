@@ -14,12 +14,7 @@ import tempfile
 import threading
 import time
 
-
-def free_port() -> int:
-    """A TCP port nothing listens on (connecting to it is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import free_port  # a port nothing listens on: connecting is refused
 
 
 class RedisServer:
