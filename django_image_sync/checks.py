@@ -3,7 +3,8 @@
 Ids in use (never reuse one): E001 STORAGE, E002 CACHE, E003 TARGET_SIZE,
 E004 ALLOWED_FORMATS, E005 OUTPUT_FORMAT, E006 QUALITY, E007 DEDUP_SCOPE,
 E008 positive integers, E009 BACKGROUND_COLOR, E010 IMAGE_SYNC type,
-E011 BACKEND, W001 unknown key.
+E011 BACKEND, E012 MAX_DECODE_MEMORY, W001 unknown key,
+W002 MAX_DECODE_MEMORY too small for ordinary photos.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from PIL import features
 
-from . import conf, processing
+from . import conf, costs, processing
 
 ID = "django_image_sync.{}"
 
@@ -135,7 +136,15 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
             )
         )
 
-    for key in ("MAX_FILES", "MAX_FILE_SIZE", "MAX_PIXELS", "PAGE_SIZE", "MAX_ATTEMPTS"):
+    for key in (
+        "MAX_FILES",
+        "MAX_FILE_SIZE",
+        "MAX_PIXELS",
+        "PAGE_SIZE",
+        "MAX_ATTEMPTS",
+        "MAX_JPEG_SCANS",
+        "PROCESSING_TIME_LIMIT",
+    ):
         value = conf.get(key)
         if not _is_positive_int(value):
             messages.append(
@@ -161,8 +170,52 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
             )
         )
 
-    messages += _check_backend(conf.get("BACKEND"))
+    backend_messages = _check_backend(conf.get("BACKEND"))
+    messages += backend_messages
+    if not backend_messages and not any(m.id == ID.format("E003") for m in messages):
+        messages += _check_decode_memory(conf.get("MAX_DECODE_MEMORY"))
     return messages
+
+
+# An ordinary large photo: 24 MP, progressive, 4:2:0, as many cameras and
+# phones save them. A budget that refuses it refuses real uploads.
+ORDINARY_PHOTO = costs.SourceLayout(
+    format="JPEG",
+    size=(6000, 4000),
+    mode="RGB",
+    oriented=True,
+    coefficient_bytes=costs.coefficient_bytes((6000, 4000), ((2, 2), (1, 1), (1, 1))),
+)
+
+
+def _check_decode_memory(value: Any) -> list[CheckMessage]:
+    if value is None:
+        return []
+    if not _is_positive_int(value):
+        return [
+            Error(
+                f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {value!r}; it must be a positive "
+                "number of bytes, or None for no limit.",
+                hint="The default is 256 * 1024 * 1024 (256 MB).",
+                id=ID.format("E012"),
+            )
+        ]
+    box = tuple(conf.get("TARGET_SIZE"))
+    target = processing.fit_within(6000, 4000, (int(box[0]), int(box[1])))
+    layout = processing.with_jpeg_decode_size(ORDINARY_PHOTO, target)
+    backend = str(conf.get("BACKEND")).lower()
+    needed = costs.memory_needed(layout, target, backend)
+    if value < needed:
+        return [
+            Warning(
+                f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {costs.megabytes(value)}; resizing a "
+                f"24-megapixel progressive JPEG photo needs about {costs.megabytes(needed)} "
+                f"on the {backend} backend, so such photos will be refused.",
+                hint="Raise it, or lower MAX_PIXELS so that users are told the real limit.",
+                id=ID.format("W002"),
+            )
+        ]
+    return []
 
 
 def _check_backend(backend: Any) -> list[CheckMessage]:

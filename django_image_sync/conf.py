@@ -49,6 +49,13 @@ DEFAULTS: dict[str, Any] = {
     # The worker's resize pipeline: "pillow", or "vips" (libvips through pyvips,
     # faster on PNG; needs `pip install django-image-sync[vips]`).
     "BACKEND": "pillow",
+    # Most memory, in bytes, that resizing one accepted image may need on the
+    # chosen backend, estimated at upload from the file's header (None: no limit).
+    "MAX_DECODE_MEMORY": 256 * MiB,
+    # Most scans a JPEG may have: each is a pass over the whole image.
+    "MAX_JPEG_SCANS": 100,
+    # Seconds a worker may spend on one image before it is marked failed.
+    "PROCESSING_TIME_LIMIT": 120,
 }
 
 OUTPUT_FORMATS = ("JPEG", "PNG", "WEBP")

@@ -7,6 +7,7 @@ benchmark and management commands all call the same functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import mmap
@@ -18,6 +19,8 @@ from typing import IO, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.ImageFile import ImageFile
+
+from . import costs
 
 # Bumped whenever a change here alters the bytes of a resized image, so cached
 # results of the old pipeline are not reused.
@@ -51,6 +54,11 @@ _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8), 0xD8, 0xD9})
 # Start-of-frame markers (C4 is DHT, C8 reserved, CC is DAC).
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_PROGRESSIVE_FRAMES = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+# The type of a PNG chunk holding EXIF (searched for anywhere: a false match
+# only makes the cost estimate larger).
+_PNG_EXIF_CHUNK = re.compile(rb"eXIf")
 
 EXIF_ORIENTATION = 0x0112
 # Orientations whose transform swaps width and height.
@@ -75,10 +83,29 @@ class ImageInfo:
     height: int
     frames: int
     size: int  # bytes
+    # What resizing it costs a worker (see django_image_sync.costs): the peak
+    # memory the backend it was checked for needs, and the JPEG's scans.
+    decode_memory: int = 0
+    scans: int = 1
 
     @property
     def extension(self) -> str:
         return FORMAT_EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class JpegLayout:
+    """What a walk over a JPEG's markers learnt (see :func:`check_jpeg_structure`)."""
+
+    scans: int
+    progressive: bool
+    # (horizontal, vertical) sampling factors of the frame's components.
+    sampling: tuple[tuple[int, int], ...]
+
+    @property
+    def buffered(self) -> bool:
+        """Whether libjpeg keeps the whole image's coefficients to decode it."""
+        return self.progressive or self.scans > 1
 
 
 @dataclass(frozen=True)
@@ -241,6 +268,11 @@ def _open(fileobj: IO[bytes], formats: list[str] | None) -> ImageFile:
             return Image.open(fileobj, formats=formats)
 
 
+def _read_all(fileobj: IO[bytes]) -> bytes:
+    fileobj.seek(0)
+    return fileobj.read()
+
+
 def _orientation_value(value: Any) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -251,6 +283,10 @@ def inspect_image(
     allowed_formats: Sequence[str],
     max_pixels: int,
     max_bytes: int | None = None,
+    box: tuple[int, int] | None = None,
+    backend: str = "pillow",
+    max_decode_memory: int | None = None,
+    max_jpeg_scans: int | None = None,
 ) -> ImageInfo:
     """Check that ``fileobj`` is an acceptable image, cheaply, and describe it.
 
@@ -261,6 +297,13 @@ def inspect_image(
     the PNG's chunks with their CRCs catches files that are cut off or whose
     structure is damaged. Pixel data damaged inside an intact structure is
     left to the worker, which marks the image failed with the decoder's message.
+
+    What resizing the file would cost a worker is estimated from the same
+    header and walk (:mod:`django_image_sync.costs`): the peak memory
+    ``backend`` needs to resize it into ``box`` (the full image where ``box``
+    is None) must stay within ``max_decode_memory`` bytes, and a JPEG may
+    have at most ``max_jpeg_scans`` scans (each is a pass over the whole
+    image). None means no limit.
     Raises :class:`ImageProblem` with a ``code`` naming the broken rule.
     """
     size = check_byte_size(fileobj, max_bytes)
@@ -307,27 +350,106 @@ def inspect_image(
                 f"the image has {pixels} pixels ({described}); the limit is {limit}",
             )
         orientation = _orientation(im)
+        mode, transparency = im.mode, "transparency" in im.info
+        jpeg: JpegLayout | None = None
         try:
-            if fmt == "JPEG":
-                with _contents(fileobj) as contents:
-                    if contents is not None:
-                        check_jpeg_structure(contents)
-                    else:
-                        fileobj.seek(0)
-                        check_jpeg_structure(fileobj.read())
-            else:
-                im.verify()
+            with _contents(fileobj) as mapped:
+                contents = mapped if mapped is not None else _read_all(fileobj)
+                if fmt == "JPEG":
+                    jpeg = check_jpeg_structure(contents)
+                else:
+                    im.verify()
+                layout = source_layout(
+                    fmt, (width, height), mode, transparency, orientation, jpeg, contents
+                )
         except ImageProblem:
             raise
         except Exception as exc:
             raise ImageProblem("corrupt", f"the image data is damaged ({exc})") from None
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
+    turned = orientation in _TRANSPOSING_ORIENTATIONS
+    upright = (height, width) if turned else (width, height)
+    target = fit_within(upright[0], upright[1], box) if box else upright
+    if jpeg is not None:
+        stored_target = (target[1], target[0]) if turned else target
+        layout = with_jpeg_decode_size(layout, stored_target)
+    memory = costs.memory_needed(layout, target, backend)
+    scans = jpeg.scans if jpeg is not None else 1
+    check_cost(layout, memory, scans, max_decode_memory, max_jpeg_scans)
     fileobj.seek(0)
-    return ImageInfo(format=fmt, width=width, height=height, frames=frames, size=size)
+    return ImageInfo(
+        format=fmt,
+        width=upright[0],
+        height=upright[1],
+        frames=frames,
+        size=size,
+        decode_memory=memory,
+        scans=scans,
+    )
 
 
-def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> None:
+def source_layout(
+    fmt: str,
+    size: tuple[int, int],
+    mode: str,
+    transparency: bool,
+    orientation: int,
+    jpeg: JpegLayout | None,
+    contents: bytes | memoryview | mmap.mmap,
+) -> costs.SourceLayout:
+    """Describe a file's decode for :mod:`django_image_sync.costs`, from its header."""
+    if jpeg is not None:
+        return costs.SourceLayout(
+            format="JPEG",
+            size=size,
+            mode=mode,
+            oriented=orientation != 1,
+            channels=len(jpeg.sampling),
+            coefficient_bytes=costs.coefficient_bytes(size, jpeg.sampling) if jpeg.buffered else 0,
+        )
+    # PNG: the header fields Pillow does not keep, read from IHDR itself.
+    depth, colour_type, interlace = contents[24], contents[25], contents[28]
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour_type, 4)
+    if transparency and colour_type in (0, 2, 3):
+        channels += 1
+    return costs.SourceLayout(
+        format="PNG",
+        size=size,
+        mode=mode,
+        transparency=transparency,
+        # An eXIf chunk may stand after the image data, where only the decode
+        # reads it; any eXIf chunk counts as a turn to make.
+        oriented=orientation != 1 or _PNG_EXIF_CHUNK.search(contents) is not None,
+        channels=channels,
+        sample_bytes=2 if depth == 16 else 1,
+        interlaced=bool(interlace),
+    )
+
+
+def check_cost(
+    layout: costs.SourceLayout,
+    memory: int,
+    scans: int,
+    max_decode_memory: int | None,
+    max_jpeg_scans: int | None,
+) -> None:
+    """Refuse a file whose decode would cost more than the budgets allow."""
+    if max_jpeg_scans is not None and scans > max_jpeg_scans:
+        kind = "progressive JPEG" if layout.coefficient_bytes else "JPEG"
+        raise ImageProblem(
+            "max_jpeg_scans",
+            f"the image is a {kind} with {scans:,} scans; at most {max_jpeg_scans:,} are accepted",
+        )
+    if max_decode_memory is not None and memory > max_decode_memory:
+        width, height = layout.size
+        raise ImageProblem(
+            "max_decode_memory",
+            f"the image needs about {costs.megabytes(memory)} of memory to resize "
+            f"({width}x{height} {layout.format}); the limit is "
+            f"{costs.megabytes(max_decode_memory)}",
+        )
+
+
+def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> JpegLayout:
     """Walk a JPEG's markers from start to end-of-image without decoding anything.
 
     Every segment must fit in the file; a frame header (8-bit, as the decoder
@@ -337,13 +459,17 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> None:
     Costs one regular-expression scan over the entropy-coded data (about a
     millisecond for a 4 MB photo). Data after the end-of-image marker (a
     multi-picture JPEG's second image, camera trailers) is not looked at.
+    Returns what the decode will have to do: how many scans, whether the
+    frame is progressive, and each component's sampling.
     Raises :class:`ImageProblem` with code ``corrupt``.
     """
     size = len(data)
     if bytes(data[:2]) != b"\xff\xd8":
         raise ImageProblem("corrupt", "the JPEG start-of-image marker is missing")
     position = 2
-    scanned = False
+    scans = 0
+    progressive = False
+    sampling: tuple[tuple[int, int], ...] = ()
     components: dict[int, int] = {}  # frame component id -> quantization table
     quantization: set[int] = set()
     huffman: set[tuple[int, int]] = {(0, 0), (0, 1), (1, 0), (1, 1)}  # libjpeg's defaults
@@ -362,9 +488,9 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> None:
         marker = data[position]
         position += 1
         if marker == 0xD9:
-            if not scanned:
+            if not scans:
                 raise ImageProblem("corrupt", "the JPEG has no image data")
-            return
+            return JpegLayout(scans=scans, progressive=progressive, sampling=sampling)
         if marker in _JPEG_STANDALONE:
             continue
         length = int.from_bytes(data[position : position + 2], "big")
@@ -381,11 +507,12 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> None:
         elif marker == 0xC4:
             _read_huffman_tables(segment, huffman)
         elif marker in _JPEG_FRAMES:
-            components = _read_frame(segment)
+            components, sampling = _read_frame(segment)
             arithmetic = marker >= 0xC9
+            progressive = marker in _JPEG_PROGRESSIVE_FRAMES
         elif marker == 0xDA:
             _check_scan(segment, components, quantization, huffman, arithmetic)
-            scanned = True
+            scans += 1
             found = _JPEG_MARKER_AFTER_SCAN.search(data, position)
             if found is None:
                 raise ImageProblem("corrupt", "the JPEG data is cut off (no end-of-image marker)")
@@ -420,7 +547,8 @@ def _read_huffman_tables(segment: bytes, defined: set[tuple[int, int]]) -> None:
         raise _jpeg_damaged("bad Huffman table length")
 
 
-def _read_frame(segment: bytes) -> dict[int, int]:
+def _read_frame(segment: bytes) -> tuple[dict[int, int], tuple[tuple[int, int], ...]]:
+    """The frame's components (id -> quantization table) and their sampling factors."""
     if len(segment) < 6:
         raise _jpeg_damaged("short frame header")
     if segment[0] != 8:
@@ -430,7 +558,10 @@ def _read_frame(segment: bytes) -> dict[int, int]:
     count = segment[5]
     if count == 0 or len(segment) != 6 + 3 * count:
         raise _jpeg_damaged("bad frame header length")
-    return {segment[6 + 3 * i]: segment[8 + 3 * i] for i in range(count)}
+    components = {segment[6 + 3 * i]: segment[8 + 3 * i] for i in range(count)}
+    factors = [segment[7 + 3 * i] for i in range(count)]
+    sampling = tuple((max(1, f >> 4), max(1, f & 0x0F)) for f in factors)
+    return components, sampling
 
 
 def _check_scan(
@@ -532,17 +663,10 @@ def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
     through Pillow's tile and decoder settings; if they are not in the shape
     expected, ``draft()`` is used as is.
     """
-    width, height = im.size
-
-    def covers(numerator: int, denominator: int) -> tuple[int, int] | None:
-        size = (-(-width * numerator // denominator), -(-height * numerator // denominator))
-        return size if size[0] >= target[0] and size[1] >= target[1] else None
-
-    three_eighths = covers(3, 8)
+    three_eighths = _three_eighths(im.size, target)
     tile = im.tile[0] if len(im.tile) == 1 else None
     if (
         three_eighths is not None
-        and covers(1, 4) is None
         and tile is not None
         and hasattr(tile, "_replace")
         and not getattr(im, "decoderconfig", None)
@@ -553,6 +677,36 @@ def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
         im.decoderconfig = (3, 0)
         return
     im.draft(im.mode, target)
+
+
+def _scaled(size: tuple[int, int], numerator: int, denominator: int) -> tuple[int, int]:
+    return (-(-size[0] * numerator // denominator), -(-size[1] * numerator // denominator))
+
+
+def _three_eighths(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int] | None:
+    """The 3/8 size where it covers ``target`` and 1/4 would not, else None."""
+
+    def covers(scaled: tuple[int, int]) -> bool:
+        return scaled[0] >= target[0] and scaled[1] >= target[1]
+
+    three_eighths = _scaled(size, 3, 8)
+    return three_eighths if covers(three_eighths) and not covers(_scaled(size, 1, 4)) else None
+
+
+def with_jpeg_decode_size(
+    layout: costs.SourceLayout, target: tuple[int, int]
+) -> costs.SourceLayout:
+    """``layout`` with the size :func:`_reduced_jpeg_decode` decodes that JPEG at.
+
+    ``target`` is in the stored orientation. Where 3/8 does not apply,
+    Pillow's ``draft()`` takes the smallest of 1/8, 1/4, 1/2 that covers it.
+    """
+    size = layout.size
+    decoded = _three_eighths(size, target)
+    if decoded is None:
+        scale = min(size[0] // target[0], size[1] // target[1])
+        decoded = _scaled(size, 1, next(d for d in (8, 4, 2, 1) if scale >= d))
+    return dataclasses.replace(layout, decoded_size=decoded)
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
@@ -637,9 +791,11 @@ __all__ = [
     "FORMAT_MIME_TYPES",
     "ImageInfo",
     "ImageProblem",
+    "JpegLayout",
     "ResizeResult",
     "ResizeSpec",
     "check_byte_size",
+    "check_cost",
     "check_jpeg_structure",
     "file_size",
     "fit_within",
@@ -648,4 +804,6 @@ __all__ = [
     "resize_image",
     "resizer_for",
     "sniff_format",
+    "source_layout",
+    "with_jpeg_decode_size",
 ]

@@ -24,6 +24,7 @@ from datetime import timedelta
 from functools import partial
 from typing import IO, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import caches
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -170,8 +171,19 @@ def _check_one(fileobj: IO[bytes], name: str, scope: str) -> CheckedFile:
         allowed_formats=conf.get("ALLOWED_FORMATS"),
         max_pixels=conf.get("MAX_PIXELS"),
         max_bytes=conf.get("MAX_FILE_SIZE"),
+        **_cost_limits(current_spec()),
     )
     return CheckedFile(fileobj, name, info, md5, sha256)
+
+
+def _cost_limits(spec: processing.ResizeSpec) -> dict[str, Any]:
+    """The decode budgets for ``inspect_image``: what a worker may spend on one image."""
+    return {
+        "box": spec.box,
+        "backend": spec.backend,
+        "max_decode_memory": conf.get("MAX_DECODE_MEMORY"),
+        "max_jpeg_scans": conf.get("MAX_JPEG_SCANS"),
+    }
 
 
 def _real_owner(owner: Any) -> Any:
@@ -487,8 +499,13 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         try:
             with image_storage.open(str(image.original.name), "rb") as fh:
                 data = fh.read()
+        except SoftTimeLimitExceeded:
+            raise
         except Exception as exc:
             raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
+        too_costly = _over_budget(data, spec)
+        if too_costly is not None:
+            return fail_image(image_id, f"{image.original_name}: {too_costly}")
         try:
             resize = processing.resizer_for(spec.backend)
         except (ImportError, OSError) as exc:
@@ -497,6 +514,8 @@ def process_image(image_id: int, *, force: bool = False) -> str:
             raise TransientError(f"the {spec.backend} backend cannot be loaded: {exc}") from exc
         try:
             output = resize(io.BytesIO(data), spec)
+        except SoftTimeLimitExceeded:
+            raise  # the task marks the image failed (PROCESSING_TIME_LIMIT)
         except Exception as exc:
             # The bytes passed validation but cannot be processed: retrying
             # the same bytes cannot help.
@@ -508,6 +527,8 @@ def process_image(image_id: int, *, force: bool = False) -> str:
                 # An earlier attempt may have been killed while writing.
                 _remove_incoming(name)
             _write_once(name, ContentFile(output.data), len(output.data))
+        except SoftTimeLimitExceeded:
+            raise
         except Exception as exc:
             raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
         result = {"name": name, "width": output.width, "height": output.height}
@@ -529,6 +550,26 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         image_processed.send(sender=UploadedImage, image=image)
         return Status.DONE
     return "skipped"
+
+
+def _over_budget(data: bytes, spec: processing.ResizeSpec) -> str | None:
+    """Why resizing ``data`` would cost more than the worker allows now, if it would.
+
+    The upload was checked against the same budgets; this second look covers
+    budgets lowered since, or a backend changed, before anything is decoded.
+    Other problems are left to the decoder, whose own message is clearer.
+    """
+    try:
+        processing.inspect_image(
+            io.BytesIO(data),
+            allowed_formats=conf.SUPPORTED_INPUT_FORMATS,
+            max_pixels=conf.get("MAX_PIXELS"),
+            **_cost_limits(spec),
+        )
+    except processing.ImageProblem as problem:
+        if problem.code in ("max_decode_memory", "max_jpeg_scans", "max_pixels"):
+            return problem.message
+    return None
 
 
 def fail_image(image_id: int, error: str) -> str:

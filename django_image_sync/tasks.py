@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from . import services
+from . import conf, services
 
 logger = logging.getLogger("django_image_sync")
 
@@ -19,6 +20,10 @@ logger = logging.getLogger("django_image_sync")
 RETRY_BASE_DELAY = 5
 RETRY_MAX_DELAY = 300
 MAX_RETRIES = 3
+
+# Seconds between the per-image soft time limit (PROCESSING_TIME_LIMIT) and the
+# hard one, for the task to mark the image failed.
+HARD_TIME_LIMIT_GRACE = 30
 
 # Publishing must never hang a request: one quick retry, then give up and leave
 # the row ``pending`` for the sweeper.
@@ -54,6 +59,18 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
     """Resize one uploaded image; safe to run more than once for the same id."""
     try:
         return services.process_image(image_id, force=force)
+    except SoftTimeLimitExceeded:
+        # Raised in this process when the message's soft limit (dispatch() sets
+        # PROCESSING_TIME_LIMIT) runs out: retrying the same bytes cannot help.
+        # A site's own task_soft_time_limit may have fired instead.
+        _, soft = self.request.timelimit or (None, None)
+        setting = "PROCESSING_TIME_LIMIT" if soft else "task_soft_time_limit"
+        soft = soft or self.app.conf.task_soft_time_limit
+        return services.fail_image(
+            image_id,
+            f"resizing took longer than {soft:g} s, the limit for one image ({setting}); "
+            "the file costs more to decode than any photo should",
+        )
     except services.TransientError as exc:
         if self.request.retries >= self.max_retries:
             return services.fail_image(
@@ -85,6 +102,7 @@ def dispatch(image_id: int, *, force: bool = False) -> bool:
         )
         return False
     kwargs = {"force": True} if force else {}
+    limit = conf.get("PROCESSING_TIME_LIMIT")
     try:
         pool = _publish_pool(resize_image.app)
         # Leaving the block gives the connection back to the pool.
@@ -96,6 +114,11 @@ def dispatch(image_id: int, *, force: bool = False) -> bool:
                     connection=connection,  # type: ignore[call-arg]  # missing from the stubs
                     retry=True,
                     retry_policy=PUBLISH_RETRY_POLICY,
+                    # The per-image budget: the soft limit raises in the task,
+                    # which marks the image failed; the hard one ends a task
+                    # stuck in C code, and MAX_ATTEMPTS bounds its redeliveries.
+                    soft_time_limit=limit,
+                    time_limit=limit + HARD_TIME_LIMIT_GRACE,
                 )
             except Exception:
                 # Whatever state the failure left it in, the next user reconnects.

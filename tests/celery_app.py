@@ -15,3 +15,9 @@ if os.environ.get("IMAGE_SYNC_TEST_FAULT_HOOKS"):
     from tests.faults import worker_hooks
 
     worker_hooks.install()
+
+if os.environ.get("IMAGE_SYNC_TEST_MEMORY_LOG"):
+    # Workers that measure each task's memory (tests/test_decode_budget.py) only.
+    from tests import memory_log
+
+    memory_log.install(os.environ["IMAGE_SYNC_TEST_MEMORY_LOG"])

@@ -87,11 +87,19 @@ class WorkerProcess:
     stop_timeout = 20
 
     def __init__(
-        self, log_path: Path, *, env: dict[str, str] | None = None, name: str | None = None
+        self,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.log_path = log_path
         self.env = env or {}
         self.name = name or f"image-sync-test-{settings.RUN_ID}"
+        self.queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -123,9 +131,10 @@ class WorkerProcess:
                 "--without-mingle",
                 "--without-heartbeat",
                 "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
+                self.queue,
                 "-n",
                 f"{self.name}@%h",
+                *self.extra_args,
             ],
             cwd=REPO,
             env=env,

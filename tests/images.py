@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import random
+import re
+import struct
+import zlib
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
@@ -53,3 +56,109 @@ def upload(
     data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg"
 ) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+# -- files that are cheap to send and expensive to decode (issue 8) ------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# PNG colour types by Pillow-like mode name: (colour type, channels).
+_PNG_COLOUR_TYPES = {"L": (0, 1), "RGB": (2, 3), "P": (3, 1), "LA": (4, 2), "RGBA": (6, 4)}
+
+
+# Adam7 passes: first column, first row, column step, row step.
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def _png_rows(width: int, height: int, channels: int, depth: int, raw: bool = False) -> bytes:
+    """Zlib data of ``height`` filtered rows of one colour, compressed as they are made
+    (``raw``: the rows themselves, uncompressed)."""
+    row = b"\x00" + bytes((width * channels * depth + 7) // 8)
+    if raw:
+        return row * height
+    compressor = zlib.compressobj(9)
+    parts = []
+    batch = row * max(1, (4 << 20) // len(row))
+    rows_per_batch = len(batch) // len(row)
+    left = height
+    while left:
+        count = min(left, rows_per_batch)
+        parts.append(compressor.compress(batch if count == rows_per_batch else row * count))
+        left -= count
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def plain_png(
+    width: int,
+    height: int,
+    *,
+    mode: str = "RGBA",
+    depth: int = 8,
+    frames: int = 1,
+    interlace: bool = False,
+) -> bytes:
+    """A one-colour PNG (or APNG with ``frames`` full-size frames), made without
+    holding its pixels: a 50 MP file is a few hundred KB and takes about a second.
+
+    ``interlace`` stores it Adam7-interlaced (its rows are made whole first:
+    keep those images small or measure the memory elsewhere).
+    """
+    colour_type, channels = _PNG_COLOUR_TYPES[mode]
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, int(interlace))
+    chunks = [png_chunk(b"IHDR", header)]
+    if mode == "P":
+        chunks.append(png_chunk(b"PLTE", b"\x10\x80\xf0" * 2))
+    if interlace:
+        data = b"".join(
+            _png_rows(-(-(width - x0) // dx), -(-(height - y0) // dy), channels, depth, raw=True)
+            for x0, y0, dx, dy in _ADAM7
+            if width > x0 and height > y0
+        )
+        data = zlib.compress(data, 9)
+    else:
+        data = _png_rows(width, height, channels, depth)
+    if frames > 1:
+        chunks.append(png_chunk(b"acTL", struct.pack(">II", frames, 0)))
+    sequence = 0
+    for frame in range(frames):
+        if frames > 1:
+            control = struct.pack(">IIIIIHHBB", sequence, width, height, 0, 0, 1, 10, 0, 0)
+            chunks.append(png_chunk(b"fcTL", control))
+            sequence += 1
+        if frame == 0:
+            chunks.append(png_chunk(b"IDAT", data))
+        else:
+            chunks.append(png_chunk(b"fdAT", struct.pack(">I", sequence) + data))
+            sequence += 1
+    chunks.append(png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def progressive_jpeg(size: tuple[int, int], scans: int, *, mode: str = "RGB") -> bytes:
+    """A one-colour progressive JPEG with exactly ``scans`` scans.
+
+    libjpeg's progressive script has 10 scans for colour images and 6 for
+    grey; the rest are copies of the last refinement scan, a few bytes each
+    for a flat picture. They change nothing in the picture but must each be
+    decoded over the whole image, which is what a hostile file does.
+    """
+    flat = Image.new(mode, size, 128 if mode == "L" else (90, 140, 200))  # type: ignore[arg-type]
+    data = encode(flat, "JPEG", progressive=True, quality=85)
+    starts = [m.start() for m in re.finditer(rb"\xff\xda", data)]
+    written = len(starts)
+    if scans < written:
+        raise ValueError(f"a progressive JPEG of this kind has at least {written} scans")
+    last_scan = data[starts[-1] : data.rindex(b"\xff\xd9")]
+    return data[: data.rindex(b"\xff\xd9")] + last_scan * (scans - written) + b"\xff\xd9"

@@ -162,6 +162,9 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
     # A storage that fails on demand.
     STORAGES["flaky"] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
     IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": "flaky"}
+if os.environ.get("IMAGE_SYNC_TEST_BACKEND"):
+    # A worker on another processing backend (tests/test_decode_budget.py).
+    IMAGE_SYNC = {**IMAGE_SYNC, "BACKEND": os.environ["IMAGE_SYNC_TEST_BACKEND"]}
 if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
     # Another alias of CACHES for resize results ("local": one cache per process).
     IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}

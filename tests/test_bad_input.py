@@ -34,10 +34,18 @@ from django.http import HttpResponse
 from django.test import Client
 from PIL import Image, ImageChops, ImageOps, ImageStat, features
 
-from django_image_sync import conf, services, tasks
+from django_image_sync import conf, processing, services, tasks
 from django_image_sync.models import Status, UploadedImage
 from tests.conftest import redis_reachable, service_unavailable
-from tests.images import encode, jpeg_bytes, photo_like, png_bytes
+from tests.images import (
+    encode,
+    jpeg_bytes,
+    photo_like,
+    plain_png,
+    png_bytes,
+    png_chunk,
+    progressive_jpeg,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,10 +94,6 @@ def multipart(*parts: Part, boundary: str = BOUNDARY, close: bool = True) -> byt
 
 
 # -- the corpus ------------------------------------------------------------------
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -1258,3 +1262,131 @@ def test_html_view_refuses_a_bad_file_among_good_ones_and_keeps_nothing(site, se
     assert response.status_code == 400
     assert b"hole.jpg: the file is empty" in response.content
     site.assert_nothing_left(before)
+
+
+# -- cheap to send, expensive to decode (issue 8) ---------------------------------
+# The defaults: MAX_JPEG_SCANS 100, MAX_DECODE_MEMORY 256 MB (Pillow backend),
+# MAX_PIXELS 50 MP. Each file is a few hundred KB at most.
+
+
+@pytest.mark.parametrize("scans", [101, 1_000, 60_001])
+def test_progressive_jpeg_with_too_many_scans_is_refused(site, scans):
+    data = progressive_jpeg((3000, 3000), scans)
+    assert len(data) < 1_500_000
+    before = site.snapshot()
+    site.refused(
+        site.upload(Part(data, "scans.jpg")),
+        before,
+        code="max_jpeg_scans",
+        file="scans.jpg",
+        words=(f"progressive JPEG with {scans:,} scans", "at most 100 are accepted"),
+    )
+
+
+def test_progressive_jpeg_with_exactly_max_scans_is_accepted_and_processed(site):
+    before = site.snapshot()
+    [row] = site.accepted(
+        site.upload(Part(progressive_jpeg((3000, 3000), 100), "scans.jpg")), before
+    )
+    _, _, out = process(row.pk)
+    assert out.size == (1080, 1080)
+
+
+def test_scan_limit_is_a_setting(site, settings):
+    settings.IMAGE_SYNC = {"MAX_JPEG_SCANS": 9}
+    before = site.snapshot()
+    site.refused(
+        site.upload(Part(progressive_jpeg((300, 200), 10), "ten.jpg")),
+        before,
+        code="max_jpeg_scans",
+        file="ten.jpg",
+        words=("10 scans", "at most 9"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        # 50 MP RGBA: decoded whole (4 B/px) plus the premultiplied copy resize makes.
+        pytest.param(lambda: plain_png(7070, 7070), ("about 485 MB", "7070x7070"), id="rgba-50mp"),
+        # Just past the line: 5000x5000 RGBA needs 258 MB.
+        pytest.param(lambda: plain_png(5000, 5000), ("about 258 MB",), id="rgba-25mp"),
+        # By bit depth: 16-bit grey goes through two 32-bit copies (8-bit grey passes).
+        pytest.param(
+            lambda: plain_png(5000, 5000, mode="L", depth=16), ("about 312 MB",), id="grey16-25mp"
+        ),
+        # By palette: expanded to RGBA next to the palette image.
+        pytest.param(lambda: plain_png(7070, 7070, mode="P"), ("about 342 MB",), id="palette-50mp"),
+        # An APNG is refused for its frame's size (only the first frame is decoded).
+        pytest.param(
+            lambda: plain_png(4600, 4600, mode="L", depth=16, frames=2),
+            ("about 269 MB",),
+            id="apng-grey16-21mp-2-frames",
+        ),
+    ],
+)
+def test_png_over_the_decode_memory_budget_is_refused(site, settings, make, words):
+    data = make()
+    assert len(data) < 1_000_000
+    before = site.snapshot()
+    site.refused(
+        site.upload(Part(data, "big.png", "image/png")),
+        before,
+        code="max_decode_memory",
+        file="big.png",
+        words=("of memory to resize", "the limit is 256 MB", *words),
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: plain_png(4950, 4950), id="rgba-24.5mp"),
+        pytest.param(lambda: plain_png(5000, 5000, mode="L"), id="grey8-25mp"),
+        pytest.param(lambda: plain_png(4450, 4450, mode="L", depth=16), id="grey16-19.8mp"),
+    ],
+)
+def test_largest_png_inside_the_decode_memory_budget_is_accepted_and_processed(site, make):
+    before = site.snapshot()
+    [row] = site.accepted(site.upload(Part(make(), "big.png", "image/png")), before)
+    _, _, out = process(row.pk)
+    assert out.size == (1080, 1080)
+
+
+def test_apng_frames_do_not_count_towards_decode_memory(site):
+    """Only the first frame is ever decoded: a 2-frame APNG costs what one frame does
+    (measured: 85.8 MB for 4 frames of 3000x3000 RGBA, 85.9 MB for one)."""
+    one, two = plain_png(4000, 3000), plain_png(4000, 3000, frames=2)
+    limits = {"allowed_formats": ["PNG"], "max_pixels": 50_000_000, "box": (1920, 1080)}
+    single = processing.inspect_image(io.BytesIO(one), **limits)
+    animated = processing.inspect_image(io.BytesIO(two), **limits)
+    assert (single.frames, animated.frames) == (1, 2)
+    assert animated.decode_memory == single.decode_memory
+    before = site.snapshot()
+    [row] = site.accepted(site.upload(Part(two, "anim.png", "image/png")), before)
+    _, _, out = process(row.pk)
+    assert out.size == (1440, 1080)
+
+
+def test_decode_memory_budget_follows_the_backend(site, settings):
+    """The libvips backend streams a non-interlaced PNG: the 50 MP RGBA PNG the
+    Pillow backend refuses is accepted there (and an interlaced one is not)."""
+    settings.IMAGE_SYNC = {"BACKEND": "vips"}
+    before = site.snapshot()
+    site.accepted(site.upload(Part(plain_png(7070, 7070), "big.png", "image/png")), before)
+    settings.IMAGE_SYNC = {"BACKEND": "vips", "MAX_DECODE_MEMORY": 128 * 1024 * 1024}
+    before = site.snapshot()
+    site.refused(
+        site.upload(Part(plain_png(6000, 6000, interlace=True), "laced.png", "image/png")),
+        before,
+        code="max_decode_memory",
+        file="laced.png",
+        words=("the limit is 128 MB",),
+    )
+
+
+def test_decode_memory_budget_can_be_turned_off(site, settings):
+    settings.IMAGE_SYNC = {"MAX_DECODE_MEMORY": None}
+    before = site.snapshot()
+    [row] = site.accepted(site.upload(Part(plain_png(7070, 7070), "big.png", "image/png")), before)
+    assert row.width == 7070

@@ -73,6 +73,9 @@ def test_valid_non_default_values_produce_no_messages():
             MAX_ATTEMPTS=1,
             BACKGROUND_COLOR=[0, 0, 0],
             CACHE="local",
+            MAX_JPEG_SCANS=1,
+            PROCESSING_TIME_LIMIT=1,
+            MAX_DECODE_MEMORY=None,
         )
         == []
     )
@@ -163,7 +166,16 @@ def test_e007_dedup_scope(scope):
 
 
 @pytest.mark.parametrize(
-    "key", ["MAX_FILES", "MAX_FILE_SIZE", "MAX_PIXELS", "PAGE_SIZE", "MAX_ATTEMPTS"]
+    "key",
+    [
+        "MAX_FILES",
+        "MAX_FILE_SIZE",
+        "MAX_PIXELS",
+        "PAGE_SIZE",
+        "MAX_ATTEMPTS",
+        "MAX_JPEG_SCANS",
+        "PROCESSING_TIME_LIMIT",
+    ],
 )
 @pytest.mark.parametrize("value", [0, -1, 1.5, "10", True, None])
 def test_e008_positive_integers(key, value):
@@ -307,3 +319,37 @@ def test_e011_vips_backend_with_a_libvips_too_old_to_strip_metadata(monkeypatch)
     monkeypatch.setitem(sys.modules, "pyvips", old)
     message = only(messages_for(BACKEND="vips"), "E011")
     assert "libvips 8.14 is older than 8.15" in message.msg
+
+
+# --- MAX_DECODE_MEMORY ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "256 MB", True])
+def test_e012_max_decode_memory(value):
+    message = only(messages_for(MAX_DECODE_MEMORY=value), "E012")
+    assert "MAX_DECODE_MEMORY" in message.msg
+    assert "None for no limit" in message.msg
+
+
+@pytest.mark.parametrize(
+    ("backend", "budget", "needed"),
+    [("pillow", 128, "about 130 MB"), ("vips", 100, "about 121 MB")],
+)
+def test_w002_budget_that_refuses_ordinary_24_megapixel_photos(backend, budget, needed):
+    message = only(messages_for(MAX_DECODE_MEMORY=budget * 1024 * 1024, BACKEND=backend), "W002")
+    assert message.msg == (
+        f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {budget} MB; resizing a 24-megapixel progressive "
+        f"JPEG photo needs {needed} on the {backend} backend, so such photos will be refused."
+    )
+
+
+def test_w002_is_not_raised_for_a_budget_that_fits_such_photos():
+    assert messages_for(MAX_DECODE_MEMORY=160 * 1024 * 1024) == []
+
+
+def test_w002_follows_the_target_size():
+    """A larger target means a larger reduced decode of the same photo."""
+    assert messages_for(MAX_DECODE_MEMORY=140 * 1024 * 1024) == []
+    assert ids(messages_for(MAX_DECODE_MEMORY=140 * 1024 * 1024, TARGET_SIZE=(6000, 4000))) == [
+        "django_image_sync.W002"
+    ]

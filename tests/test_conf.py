@@ -28,6 +28,9 @@ DOCUMENTED = {
     "PAGE_SIZE": 24,
     "MAX_ATTEMPTS": 5,
     "BACKEND": "pillow",
+    "MAX_DECODE_MEMORY": 256 * MiB,
+    "MAX_JPEG_SCANS": 100,
+    "PROCESSING_TIME_LIMIT": 120,
 }
 
 

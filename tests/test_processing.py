@@ -6,6 +6,7 @@ the ``corpus`` fixture, which skips where the sample folder is absent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import random
@@ -26,7 +27,7 @@ from PIL import (
     features,
 )
 
-from django_image_sync import processing
+from django_image_sync import costs, processing
 from django_image_sync.processing import (
     HASH_CHUNK_SIZE,
     ImageProblem,
@@ -38,7 +39,16 @@ from django_image_sync.processing import (
     resize_image,
     sniff_format,
 )
-from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
+from tests.images import (
+    encode,
+    jpeg_bytes,
+    photo_like,
+    plain_png,
+    png_bytes,
+    png_chunk,
+    progressive_jpeg,
+    upload,
+)
 
 ALLOWED = ("JPEG", "PNG")
 LIMIT = 50_000_000
@@ -62,10 +72,6 @@ def png_with_exif(im: Image.Image, orientation: int = 1, **params: object) -> by
     exif = Image.Exif()
     exif[0x0112] = orientation
     return encode(im, "PNG", exif=exif.tobytes(), **params)
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -1272,3 +1278,114 @@ def test_corpus_cameras_inspect_and_resize(corpus: Path, name):
         assert out.format == "JPEG"
         assert out.size == fit_within(info.width, info.height, box) == (result.width, result.height)
         assert_no_metadata(result.data)
+
+
+# -- what a decode costs (issue 8) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "orientation", "box"),
+    [
+        ((4000, 3000), 1, (1920, 1080)),  # 3/8
+        ((4000, 3000), 6, (1920, 1080)),  # 3/8, turned
+        ((8000, 6000), 1, (1920, 1080)),  # 1/4
+        ((7070, 7070), 1, (1920, 1080)),  # 1/4
+        ((2000, 1500), 1, (1920, 1080)),  # full size
+        ((6000, 4000), 8, (640, 480)),  # 1/8
+        ((300, 200), 1, (1920, 1080)),  # not reduced
+    ],
+)
+def test_cost_model_predicts_the_size_the_jpeg_is_decoded_at(monkeypatch, size, orientation, box):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.new("RGB", size, (20, 90, 160)), "JPEG", exif=exif.tobytes())
+    loads = record_jpeg_loads(monkeypatch)
+    info = inspect_image(
+        io.BytesIO(data), allowed_formats=["JPEG"], max_pixels=10**8, box=box, backend="pillow"
+    )
+    resize_image(io.BytesIO(data), ResizeSpec(box=box))
+
+    [decoded] = set(loads)
+    layout = costs.SourceLayout(format="JPEG", size=size, mode="RGB", oriented=orientation != 1)
+    expected = costs.pillow_memory(dataclasses.replace(layout, decoded_size=decoded))
+    assert info.decode_memory == expected
+
+
+@pytest.mark.parametrize(
+    ("make", "scans", "progressive", "sampling"),
+    [
+        (lambda: jpeg_bytes((64, 48)), 1, False, ((2, 2), (1, 1), (1, 1))),
+        (
+            lambda: encode(photo_like((64, 48)), "JPEG", subsampling=0),
+            1,
+            False,
+            ((1, 1), (1, 1), (1, 1)),
+        ),
+        (lambda: encode(photo_like((64, 48)), "JPEG", progressive=True), 10, True, None),
+        (lambda: encode(photo_like((64, 48), mode="L"), "JPEG", progressive=True), 6, True, None),
+        (lambda: progressive_jpeg((64, 48), 250), 250, True, ((2, 2), (1, 1), (1, 1))),
+    ],
+)
+def test_structure_walk_counts_scans_and_reads_sampling(make, scans, progressive, sampling):
+    layout = processing.check_jpeg_structure(make())
+    assert (layout.scans, layout.progressive) == (scans, progressive)
+    assert layout.buffered == (progressive or scans > 1)
+    if sampling is not None:
+        assert layout.sampling == sampling
+
+
+def test_coefficient_buffer_of_a_4_2_0_jpeg_is_three_bytes_a_pixel():
+    # Luma: a block of 64 two-byte coefficients per 8x8 pixels (2 B/px); each
+    # chroma component at a quarter of that.
+    assert costs.coefficient_bytes((8000, 8000), ((2, 2), (1, 1), (1, 1))) == 3 * 8000 * 8000
+    assert costs.coefficient_bytes((8000, 8000), ((1, 1),) * 3) == 6 * 8000 * 8000
+    # Partial blocks count whole.
+    assert costs.coefficient_bytes((9, 9), ((1, 1),)) == 4 * 128
+
+
+@pytest.mark.parametrize(
+    ("png", "more_than_8_bit_rgba"),
+    [
+        (lambda: plain_png(1000, 1000, mode="L", depth=16), True),
+        (lambda: plain_png(1000, 1000, mode="P"), False),
+        (lambda: plain_png(1000, 1000, mode="RGB"), False),
+        (lambda: plain_png(1000, 1000, mode="L"), False),
+    ],
+)
+def test_png_cost_depends_on_mode_and_bit_depth(png, more_than_8_bit_rgba):
+    limits = {"allowed_formats": ["PNG"], "max_pixels": 10**8, "box": (500, 500)}
+    rgba = inspect_image(io.BytesIO(plain_png(1000, 1000)), **limits).decode_memory
+    info = inspect_image(io.BytesIO(png()), **limits)
+    assert (info.decode_memory > rgba) == more_than_8_bit_rgba
+
+
+def test_png_with_an_exif_chunk_counts_a_turned_copy():
+    limits = {"allowed_formats": ["PNG"], "max_pixels": 10**8, "box": (500, 500)}
+    plain = plain_png(1000, 1000)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    # An eXIf chunk after the image data: read only once the pixels are decoded.
+    at_end = plain[:-12] + png_chunk(b"eXIf", exif.tobytes()) + plain[-12:]
+    assert inspect_image(io.BytesIO(at_end), **limits).decode_memory == (
+        inspect_image(io.BytesIO(plain), **limits).decode_memory + 4 * 1000 * 1000
+    )
+
+
+def test_interlaced_png_costs_libvips_the_whole_image():
+    limits = {"allowed_formats": ["PNG"], "max_pixels": 10**8, "box": (500, 500)}
+    flat = inspect_image(io.BytesIO(plain_png(3000, 3000)), backend="vips", **limits)
+    laced = inspect_image(
+        io.BytesIO(plain_png(3000, 3000, interlace=True)), backend="vips", **limits
+    )
+    assert laced.decode_memory - flat.decode_memory >= 4 * 3000 * (3000 - costs.VIPS_PNG_ROWS)
+    # Pillow decodes both whole.
+    assert inspect_image(io.BytesIO(plain_png(3000, 3000)), **limits).decode_memory == (
+        inspect_image(io.BytesIO(plain_png(3000, 3000, interlace=True)), **limits).decode_memory
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"), [(1, "1 MB"), (256 * 2**20, "256 MB"), (3 * 10**9, "2,861 MB")]
+)
+def test_megabytes_are_shown_as_djangos_filesizeformat_counts_them(amount, shown):
+    assert costs.megabytes(amount) == shown

@@ -1,0 +1,176 @@
+"""What resizing a file will cost a worker, estimated from its header and structure.
+
+Plain arithmetic, no decoding and no Django: validation calls it at upload
+time, and the worker calls it again before it decodes. Each figure below was
+measured (peak resident memory a worker process adds while resizing, read
+from ``/proc/self/status``; ``docs/reliability.md`` has the table), and each
+estimate is meant to be at or above what was measured, never below.
+
+Pillow decodes a PNG whole, at full size, in the mode it stores that PNG in,
+and its resize step may hold one or two more full-size copies (a premultiplied
+copy for alpha, a converted copy for 16-bit grey or palette images). It
+decodes a JPEG at a reduced size (see ``processing``), but libjpeg keeps the
+whole image's DCT coefficients (2 bytes per sample) for a progressive or
+multi-scan JPEG. libvips streams a non-interlaced PNG a few thousand rows at
+a time, decodes an interlaced one whole, and holds the same JPEG coefficients.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+# Encoder buffers, the output image, zlib and libjpeg state: measured 2-38 MB
+# beyond the pixel buffers on 50 MP files; this covers the largest seen.
+WORKING_OVERHEAD = 32 * MiB
+
+# See pillow_memory().
+PILLOW_SLACK = 0.5
+
+# libvips' sequential PNG reader keeps about this many full-width rows while
+# it shrinks (measured 1,500-2,300 on 2,000-25,000 px wide RGBA files).
+VIPS_PNG_ROWS = 2560
+
+# Bytes per pixel Pillow stores each mode in ("RGB" is padded to 4).
+_PILLOW_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+# Extra full-size bytes per pixel the Pillow backend's mode conversion holds at
+# its peak (``processing._to_workable_mode``): 16-bit grey goes through 32-bit
+# integers twice before becoming 8-bit grey.
+_PILLOW_CONVERSION_BYTES = {
+    "I;16": 9,
+    "I;16B": 9,
+    "I;16L": 9,
+    "I": 5,
+    "F": 1,
+    "1": 1,
+    "P": 4,
+    "PA": 4,
+    "CMYK": 4,
+    "L": 0,
+    "LA": 0,
+    "RGB": 0,
+    "RGBA": 0,
+}
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """What the header and the structure walk tell about a file's decode.
+
+    ``size`` is the stored size (before EXIF orientation). ``mode`` is the
+    mode Pillow opens the file in. ``channels`` and ``sample_bytes`` are the
+    PNG's own samples (palette expanded), which libvips decodes to.
+    """
+
+    format: str
+    size: tuple[int, int]
+    mode: str
+    transparency: bool = False
+    oriented: bool = False  # an EXIF orientation other than 1 may have to be applied
+    channels: int = 3
+    sample_bytes: int = 1
+    interlaced: bool = False
+    # JPEG only: bytes of the whole-image coefficient buffer libjpeg keeps for
+    # a progressive or multi-scan file (0 for a single-scan baseline JPEG).
+    coefficient_bytes: int = 0
+    # JPEG only: the size the Pillow backend decodes at (reduced decode).
+    decoded_size: tuple[int, int] | None = None
+
+    @property
+    def pixels(self) -> int:
+        return self.size[0] * self.size[1]
+
+
+def coefficient_bytes(size: tuple[int, int], sampling: tuple[tuple[int, int], ...]) -> int:
+    """Bytes of libjpeg's coefficient buffer: 64 two-byte coefficients per 8x8 block
+    of every component, each component at its own sampling."""
+    width, height = size
+    max_h = max(h for h, _ in sampling)
+    max_v = max(v for _, v in sampling)
+    total = 0
+    for h, v in sampling:
+        component_w = math.ceil(width * h / max_h)
+        component_h = math.ceil(height * v / max_v)
+        total += math.ceil(component_w / 8) * math.ceil(component_h / 8) * 128
+    return total
+
+
+def _has_alpha(layout: SourceLayout) -> bool:
+    return layout.mode in ("LA", "RGBA", "PA", "La", "RGBa") or layout.transparency
+
+
+def pillow_memory(layout: SourceLayout) -> int:
+    """Peak bytes the Pillow backend adds while resizing this file.
+
+    The output is small next to the full-size copies, so its size does not
+    count beyond :data:`WORKING_OVERHEAD`; the reduced JPEG decode's size
+    does (``layout.decoded_size``).
+    """
+    mode = layout.mode
+    source = _PILLOW_MODE_BYTES.get(mode, 4)
+    if layout.format == "JPEG":
+        width, height = layout.decoded_size or layout.size
+        pixels = width * height
+        # The decoded image, a converted copy (CMYK), a turned copy, and the
+        # reduce() step's intermediate (at most a quarter of the pixels).
+        per_pixel = source * (1 + (mode == "CMYK") + layout.oriented + 0.25)
+        return int(layout.coefficient_bytes + pixels * per_pixel + WORKING_OVERHEAD)
+    conversion = _PILLOW_CONVERSION_BYTES.get(mode, 4)
+    if mode in ("L", "RGB") and layout.transparency:
+        conversion = 4  # a tRNS colour becomes an alpha channel
+    workable = 1 if mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "F") else 4
+    if _has_alpha(layout):
+        workable = 4
+    per_pixel = (
+        source
+        + conversion
+        + (workable if _has_alpha(layout) else 0)  # resize premultiplies alpha in a copy
+        + workable / 4  # reduce() intermediate
+        + (source if layout.oriented else 0)  # exif_transpose copy
+        # The resampler's first pass and allocator slack: measured up to 0.5
+        # bytes a pixel beyond the copies above (8-bit RGB).
+        + PILLOW_SLACK
+    )
+    return int(layout.pixels * per_pixel + WORKING_OVERHEAD)
+
+
+def vips_memory(layout: SourceLayout, target: tuple[int, int]) -> int:
+    """Peak bytes the libvips backend adds while resizing this file to ``target``."""
+    # The thumbnail, a copy turned upright, and its flattened or encoded form.
+    output = target[0] * target[1] * 4 * 3
+    if layout.format == "JPEG":
+        return layout.coefficient_bytes + output + WORKING_OVERHEAD
+    bytes_per_pixel = layout.channels * layout.sample_bytes
+    width, height = layout.size
+    if layout.interlaced:
+        # Decoded whole, plus about a quarter more while it is shrunk
+        # (measured 5.1 bytes a pixel for 8-bit RGBA).
+        return int(width * height * bytes_per_pixel * 1.25) + output + WORKING_OVERHEAD
+    return width * min(height, VIPS_PNG_ROWS) * bytes_per_pixel + output + WORKING_OVERHEAD
+
+
+def memory_needed(layout: SourceLayout, target: tuple[int, int], backend: str) -> int:
+    """Peak bytes ``backend`` ("pillow" or "vips") adds while resizing to ``target``."""
+    if backend == "vips":
+        return vips_memory(layout, target)
+    return pillow_memory(layout)
+
+
+def megabytes(amount: int) -> str:
+    """Bytes as whole megabytes (1 MB = 1,048,576 bytes, as Django's filesizeformat)."""
+    return f"{max(1, round(amount / MiB)):,} MB"
+
+
+__all__ = [
+    "VIPS_PNG_ROWS",
+    "WORKING_OVERHEAD",
+    "SourceLayout",
+    "coefficient_bytes",
+    "megabytes",
+    "memory_needed",
+    "pillow_memory",
+    "vips_memory",
+]
