@@ -159,6 +159,7 @@ def measuring_worker(
     client.close()
 
 
+@pytest.mark.db_independent
 def test_largest_accepted_files_stay_within_their_memory_estimate(
     measuring_worker, settings, monkeypatch, capsys
 ):
