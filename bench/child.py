@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         if name == "ours":
             import django_image_sync.processing  # noqa: F401
         elif name == "ours-vips":
-            from django_image_sync import vips  # noqa: F401 - pyvips and processing too
+            from django_image_sync.processing.backends import vips  # noqa: F401 - pyvips and processing too
     if method.setup is not None:
         method.setup()
     path = Path(image)

@@ -8,7 +8,7 @@ Baselines:
   naive   Pillow as most code writes it: open, resize(LANCZOS) at full resolution, save.
   pyvips  libvips' ``thumbnail`` (shrink-on-load for JPEG) then ``jpegsave``.
   ours    ``django_image_sync.processing.resize_image``, as the worker calls it.
-  ours-vips  ``django_image_sync.vips.resize_image``: the app's optional libvips
+  ours-vips  ``django_image_sync.processing.backends.vips.resize_image``: the app's optional libvips
           backend (``IMAGE_SYNC["BACKEND"] = "vips"``), as the worker calls it.
 
 Variants (``v-*``) try changes to the Pillow pipeline, in this file only, to find
@@ -118,7 +118,7 @@ def ours(path: Path, box: tuple[int, int], lossless: bool = False) -> Output:
 
 def ours_vips(path: Path, box: tuple[int, int], lossless: bool = False) -> Output:
     from django_image_sync.processing import ResizeSpec
-    from django_image_sync.vips import resize_image
+    from django_image_sync.processing.backends.vips import resize_image
 
     with path.open("rb") as fh:
         spec = ResizeSpec(
@@ -302,9 +302,12 @@ METHODS: dict[str, Method] = {
             setup=pyvips_setup,
         ),
         Method("ours", "django_image_sync.processing.resize_image", ours, "ours"),
-        # Importing django_image_sync.vips turns libvips' cache off and sets one thread.
+        # Importing the vips backend turns libvips' cache off and sets one thread.
         Method(
-            "ours-vips", "django_image_sync.vips.resize_image (libvips backend)", ours_vips, "ours"
+            "ours-vips",
+            "processing.backends.vips.resize_image (libvips backend)",
+            ours_vips,
+            "ours",
         ),
         *(
             Method(name, description, _variant(**options), "variant", formats)

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from PIL import features
 
-from . import conf, costs, processing
+from . import conf, processing
+from .processing import costs
 
 ID = "django_image_sync.{}"
 
@@ -203,7 +204,7 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
     box = tuple(conf.get("TARGET_SIZE"))
     target = processing.fit_within(6000, 4000, (int(box[0]), int(box[1])))
     layout = processing.with_jpeg_decode_size(ORDINARY_PHOTO, target)
-    backend = str(conf.get("BACKEND")).lower()
+    backend = processing.backend_name(str(conf.get("BACKEND")))
     needed = costs.memory_needed(layout, target, backend)
     if value < needed:
         return [
@@ -219,26 +220,48 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
 
 
 def _check_backend(backend: Any) -> list[CheckMessage]:
-    if not isinstance(backend, str) or backend.lower() not in processing.BACKENDS:
+    if not isinstance(backend, str) or not backend:
+        problem = "it must be one of " + ", ".join(repr(b) for b in processing.BACKENDS)
+        return [_backend_error(f"IMAGE_SYNC['BACKEND'] is {backend!r}; {problem}.")]
+    name = processing.backend_name(backend)
+    if name not in processing.BACKENDS and "." not in name:
         return [
-            Error(
+            _backend_error(
                 f"IMAGE_SYNC['BACKEND'] is {backend!r}; it must be one of "
-                f"{', '.join(repr(b) for b in processing.BACKENDS)}.",
-                hint="'pillow' needs nothing more; 'vips' is faster on PNG.",
-                id=ID.format("E011"),
+                f"{', '.join(repr(b) for b in processing.BACKENDS)}, or the dotted path "
+                "of a module with a resize_image(fileobj, spec) function."
             )
         ]
-    problem = _vips_problem() if backend.lower() == "vips" else None
-    if problem:
-        return [
-            Error(
-                f"IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: {problem}",
-                hint="pip install django-image-sync[vips] (pyvips and pyvips-binary, "
-                "a self-contained libvips).",
-                id=ID.format("E011"),
-            )
-        ]
+    if name == "vips":
+        vips_problem = _vips_problem()
+        if vips_problem:
+            return [
+                Error(
+                    f"IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: {vips_problem}",
+                    hint="pip install django-image-sync[vips] (pyvips and pyvips-binary, "
+                    "a self-contained libvips).",
+                    id=ID.format("E011"),
+                )
+            ]
+    elif name not in processing.BACKENDS:
+        try:
+            processing.resizer_for(name)
+        except Exception as exc:
+            return [
+                _backend_error(
+                    f"IMAGE_SYNC['BACKEND'] is {backend!r}, which cannot be used: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+            ]
     return []
+
+
+def _backend_error(message: str) -> Error:
+    return Error(
+        message,
+        hint="'pillow' needs nothing more; 'vips' is faster on PNG.",
+        id=ID.format("E011"),
+    )
 
 
 def _vips_problem() -> str | None:

@@ -407,7 +407,7 @@ def current_spec() -> processing.ResizeSpec:
         format=conf.get("OUTPUT_FORMAT").upper(),
         quality=int(conf.get("QUALITY")),
         background=(int(background[0]), int(background[1]), int(background[2])),
-        backend=str(conf.get("BACKEND")).lower(),
+        backend=processing.backend_name(str(conf.get("BACKEND"))),
     )
 
 

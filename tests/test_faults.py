@@ -33,6 +33,7 @@ from PIL import Image
 
 from django_image_sync import conf, processing, services, tasks
 from django_image_sync.models import Status, UploadedImage, resized_name
+from django_image_sync.processing.backends import pillow as pillow_backend
 from django_image_sync.signals import image_processed
 from tests.celery_app import app as celery_app
 from tests.conftest import wait_for_status
@@ -235,13 +236,13 @@ def processed_here() -> Iterator[list[int]]:
 def resize_calls(monkeypatch) -> list[str]:
     """Count the real resizes in this process (the pipeline still does the work)."""
     calls: list[str] = []
-    real = processing.resize_image
+    real = pillow_backend.resize_image
 
     def counting(fileobj, spec):
         calls.append(spec.key)
         return real(fileobj, spec)
 
-    monkeypatch.setattr(processing, "resize_image", counting)
+    monkeypatch.setattr(pillow_backend, "resize_image", counting)
     return calls
 
 
@@ -469,7 +470,7 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
     image = upload_one(data)
     first_resizing = threading.Event()
     second_resizing = threading.Event()
-    real = processing.resize_image
+    real = pillow_backend.resize_image
     resizes: list[str] = []
 
     def resize(fileobj, spec):
@@ -481,7 +482,7 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
             second_resizing.set()
         return real(fileobj, spec)
 
-    monkeypatch.setattr(processing, "resize_image", resize)
+    monkeypatch.setattr(pillow_backend, "resize_image", resize)
     results: dict[str, object] = {}
 
     def run() -> None:

@@ -27,17 +27,19 @@ from PIL import (
     features,
 )
 
-from django_image_sync import costs, processing
+from django_image_sync import processing
 from django_image_sync.processing import (
     HASH_CHUNK_SIZE,
     ImageProblem,
     ResizeSpec,
+    costs,
     file_size,
     fit_within,
     hash_file,
     inspect_image,
     resize_image,
     sniff_format,
+    types,
 )
 from tests.images import (
     encode,
@@ -825,7 +827,7 @@ def test_jpeg_is_decoded_at_a_quarter_when_that_covers_the_box(monkeypatch):
 def test_three_eighths_decode_matches_a_full_decode(big_jpeg):
     # Guards the decoder settings the 3/8 step relies on: a Pillow that read
     # them differently would give a wrong size or garbage here.
-    from django_image_sync.processing import _reduced_jpeg_decode
+    from django_image_sync.processing.backends.pillow import _reduced_jpeg_decode
 
     reduced = Image.open(io.BytesIO(big_jpeg))
     _reduced_jpeg_decode(reduced, (1440, 1080))
@@ -1232,7 +1234,7 @@ def test_resize_spec_key_changes_with_every_field(changed):
 
 def test_resize_spec_key_changes_with_pipeline_version(monkeypatch):
     before = ResizeSpec(box=(1920, 1080)).key
-    monkeypatch.setattr(processing, "PIPELINE_VERSION", processing.PIPELINE_VERSION + 1)
+    monkeypatch.setattr(types, "PIPELINE_VERSION", processing.PIPELINE_VERSION + 1)
     assert ResizeSpec(box=(1920, 1080)).key != before
 
 

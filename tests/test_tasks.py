@@ -17,6 +17,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from django_image_sync import processing, services
 from django_image_sync.models import Status, UploadedImage, resized_name
+from django_image_sync.processing.backends import pillow as pillow_backend
 from django_image_sync.signals import image_failed, image_processed
 from tests.conftest import wait_for_status
 from tests.images import encode, jpeg_bytes, upload
@@ -117,13 +118,13 @@ def worker_signals():
 def resize_calls(monkeypatch):
     """Count the real resizes: the pipeline function still does the work."""
     calls: list[str] = []
-    real = processing.resize_image
+    real = pillow_backend.resize_image
 
     def counting(fileobj, spec):
         calls.append(spec.key)
         return real(fileobj, spec)
 
-    monkeypatch.setattr(processing, "resize_image", counting)
+    monkeypatch.setattr(pillow_backend, "resize_image", counting)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""The libvips backend (``django_image_sync.vips``) against the Pillow backend.
+"""The libvips backend (``django_image_sync.processing.backends.vips``) against the Pillow backend.
 
 Every test runs both backends on the same bytes and compares what matters:
 size, orientation, mode, colours, transparency, ICC profile, metadata. Pixels
@@ -35,7 +35,7 @@ from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
 try:
     import pyvips
 
-    from django_image_sync import vips
+    from django_image_sync.processing.backends import vips
 except (ImportError, OSError) as exc:  # pyvips, or the libvips library it loads
     pytest.skip(f"the libvips backend cannot be loaded: {exc}", allow_module_level=True)
 
@@ -643,8 +643,8 @@ def test_worker_path_with_the_vips_backend_stores_another_file(clear_cache):
 def test_worker_without_pyvips_retries_instead_of_failing(monkeypatch, clear_cache):
     [outcome] = services.upload_images([upload(png_bytes((300, 200), seed=25), "a.png")])
     # This worker process cannot import the backend (as without the extra).
-    monkeypatch.setitem(sys.modules, "django_image_sync.vips", None)
-    monkeypatch.delattr(django_image_sync, "vips")
+    monkeypatch.setitem(sys.modules, "django_image_sync.processing.backends.vips", None)
+    monkeypatch.delattr(django_image_sync.processing.backends, "vips")
 
     with (
         override_settings(IMAGE_SYNC={"BACKEND": "vips"}),

@@ -22,8 +22,10 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
-from django_image_sync import costs, processing, services, tasks
+from django_image_sync import processing, services, tasks
 from django_image_sync.models import Status, UploadedImage
+from django_image_sync.processing import costs
+from django_image_sync.processing.backends import pillow as pillow_backend
 from tests.conftest import WorkerProcess, redis_reachable, service_unavailable, wait_for_status
 from tests.images import encode, plain_png, progressive_jpeg, upload
 
@@ -62,7 +64,7 @@ def test_budget_lowered_after_upload_fails_the_image_without_decoding(settings, 
     def no_decode(*args: object) -> None:
         raise AssertionError("the image was decoded")
 
-    monkeypatch.setattr(processing, "resize_image", no_decode)
+    monkeypatch.setattr(pillow_backend, "resize_image", no_decode)
     settings.IMAGE_SYNC = {"MAX_JPEG_SCANS": 20}
 
     assert services.process_image(image.pk) == Status.FAILED

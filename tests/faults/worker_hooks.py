@@ -27,14 +27,15 @@ from tests.faults import record
 
 
 def _patch_pool_process(**kwargs: Any) -> None:
-    from django_image_sync import processing, services, tasks
+    from django_image_sync import services, tasks
     from django_image_sync.models import UploadedImage
+    from django_image_sync.processing.backends import pillow as pillow_backend
     from django_image_sync.signals import image_failed, image_processed
 
     pid = os.getpid()
     claimed: dict[str, Any] = {}
     real_claim = services.claim
-    real_resize = processing.resize_image
+    real_resize = pillow_backend.resize_image
 
     def claim(image_id: int) -> Any:
         image = real_claim(image_id)
@@ -59,7 +60,7 @@ def _patch_pool_process(**kwargs: Any) -> None:
         record(f"failed {image.pk} pid={pid}")
 
     services.claim = claim
-    processing.resize_image = resize_image
+    pillow_backend.resize_image = resize_image
     image_processed.connect(processed, sender=UploadedImage, weak=False)
     image_failed.connect(failed, sender=UploadedImage, weak=False)
     delay = os.environ.get("IMAGE_SYNC_TEST_RETRY_BASE_DELAY")

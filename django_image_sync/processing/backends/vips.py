@@ -29,18 +29,17 @@ from typing import IO, Any
 import pyvips
 from PIL import Image
 
-from .processing import (
-    _TRANSPOSING_ORIENTATIONS,
-    EXIF_ORIENTATION,
-    ResizeResult,
-    ResizeSpec,
-    _open,
-    _orientation,
-    _orientation_value,
-    _to_workable_mode,
+from ..rules import (
+    TRANSPOSING_ORIENTATIONS,
+    exif_orientation,
     fit_within,
+    header_orientation,
     keeps_icc_profile,
+    open_image,
+    to_workable_mode,
 )
+from ..structure import png_exif_chunks
+from ..types import ResizeResult, ResizeSpec
 
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(1)
@@ -54,41 +53,7 @@ pyvips.cache_set_max_files(0)
 # PNG loaders look for.
 _INPUT_FORMATS = ("JPEG", "MPO", "PNG")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FAIL_ON_ERROR = "fail_on=error"
-
-
-def _late_png_orientation(data: bytes) -> int | None:
-    """The orientation of an eXIf chunk after the image data, if a PNG has one.
-
-    The Pillow backend honours such a chunk once the pixels are decoded, while
-    libvips reads metadata from the chunks before the image data only. A walk
-    over the chunk headers finds it without decoding. ``None`` when there is no
-    late eXIf chunk; 1 (upright) when its EXIF cannot be read, as in Pillow.
-    """
-    if not data.startswith(_PNG_SIGNATURE):
-        return None
-    position = len(_PNG_SIGNATURE)
-    seen_image_data = False
-    late: bytes | None = None
-    while position + 8 <= len(data):
-        length = int.from_bytes(data[position : position + 4], "big")
-        kind = data[position + 4 : position + 8]
-        if kind == b"IDAT":
-            seen_image_data = True
-        elif kind == b"eXIf" and seen_image_data:
-            late = data[position + 8 : position + 8 + length]
-        elif kind == b"IEND":
-            break
-        position += 12 + length
-    if late is None:
-        return None
-    try:
-        exif = Image.Exif()
-        exif.load(late)
-        return _orientation_value(exif.get(EXIF_ORIENTATION, 1))
-    except Exception:
-        return 1
 
 
 def _cmyk_thumbnail(data: bytes, size: tuple[int, int], target: tuple[int, int]) -> Any:
@@ -142,7 +107,7 @@ def _workable_mode(source: Image.Image) -> str:
     probe = Image.new(source.mode, (1, 1))
     if "transparency" in source.info:
         probe.info["transparency"] = source.info["transparency"]
-    return _to_workable_mode(probe).mode
+    return to_workable_mode(probe).mode
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
@@ -158,18 +123,19 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
 
     # The header, read by Pillow as in the Pillow backend (no pixel is decoded):
     # the same orientation, mode and profile decide the output of both backends.
-    with _open(io.BytesIO(data), None) as source:
+    with open_image(io.BytesIO(data), None) as source:
         if source.format not in _INPUT_FORMATS:
             raise ValueError(f"{source.format} is not handed to libvips; only JPEG and PNG are")
         source_mode = source.mode
-        orientation = _orientation(source)
+        orientation = header_orientation(source)
         width, height = source.size
         mode = _workable_mode(source)
         icc_profile = source.info.get("icc_profile")
-    late = _late_png_orientation(data)
-    if late is not None:
-        orientation = late
-    turned = orientation in _TRANSPOSING_ORIENTATIONS
+    # A PNG's eXIf chunk after the image data counts, as in the Pillow backend.
+    _, late_exif = png_exif_chunks(data)
+    if late_exif is not None:
+        orientation = exif_orientation(late_exif)
+    turned = orientation in TRANSPOSING_ORIENTATIONS
     upright = (height, width) if turned else (width, height)
     target = fit_within(upright[0], upright[1], spec.box)
     stored_target = (target[1], target[0]) if turned else target

@@ -37,7 +37,7 @@ VIPS_PNG_ROWS = 2560
 _PILLOW_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 
 # Extra full-size bytes per pixel the Pillow backend's mode conversion holds at
-# its peak (``processing._to_workable_mode``): 16-bit grey goes through 32-bit
+# its peak (``processing.to_workable_mode``): 16-bit grey goes through 32-bit
 # integers twice before becoming 8-bit grey.
 _PILLOW_CONVERSION_BYTES = {
     "I;16": 9,

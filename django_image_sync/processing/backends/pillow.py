@@ -1,0 +1,105 @@
+"""The Pillow backend: decode (reduced for JPEG), orient, resize, convert and encode."""
+
+from __future__ import annotations
+
+import io
+from typing import IO, Any
+
+from PIL import Image, ImageOps
+from PIL.ImageFile import ImageFile
+
+from ..rules import (
+    TRANSPOSING_ORIENTATIONS,
+    decoded_orientation,
+    fit_within,
+    flatten,
+    header_orientation,
+    keeps_icc_profile,
+    open_image,
+    three_eighths_size,
+    to_workable_mode,
+)
+from ..types import ResizeResult, ResizeSpec
+
+
+def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
+    """Make the JPEG decoder scale the image down while decoding, staying >= ``target``.
+
+    libjpeg(-turbo) scales by N/8 during the inverse DCT; ``draft()`` offers only
+    1/2, 1/4 and 1/8. Where 1/4 would fall below the target but 3/8 covers it
+    (a 12 MP or 24 MP photo into 1920x1080), decoding at 3/8 instead of 1/2
+    halves the pixels left to resample. That step sets the decoder's scale
+    through Pillow's tile and decoder settings; if they are not in the shape
+    expected, ``draft()`` is used as is.
+    """
+    three_eighths = three_eighths_size(im.size, target)
+    tile = im.tile[0] if len(im.tile) == 1 else None
+    if (
+        three_eighths is not None
+        and tile is not None
+        and hasattr(tile, "_replace")
+        and not getattr(im, "decoderconfig", None)
+    ):
+        im.tile = [tile._replace(extents=(0, 0, *three_eighths))]
+        im._size = three_eighths
+        # The decoder's scale is 1/denominator, rounded by libjpeg up to N/8: 3/8.
+        im.decoderconfig = (3, 0)
+        return
+    im.draft(im.mode, target)
+
+
+def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
+    """Decode, orient, resize to fit ``spec.box``, convert and encode.
+
+    The output carries no EXIF, XMP or comments (GPS, camera serials, ...); an
+    ICC profile is kept only when the colour space is unchanged, so colours
+    stay right.
+    """
+    fileobj.seek(0)
+    with open_image(fileobj, None) as source:
+        source_mode = source.mode
+        orientation = header_orientation(source)
+        width, height = source.size
+        upright = (height, width) if orientation in TRANSPOSING_ORIENTATIONS else (width, height)
+        target = fit_within(upright[0], upright[1], spec.box)
+        if source.format in ("JPEG", "MPO"):
+            stored_target = (
+                (target[1], target[0]) if orientation in TRANSPOSING_ORIENTATIONS else target
+            )
+            _reduced_jpeg_decode(source, stored_target)
+        source.load()
+        if source.format not in ("JPEG", "MPO"):
+            # A PNG may carry its eXIf chunk after the pixel data; now it is read.
+            late = decoded_orientation(source)
+            if late != orientation:
+                orientation = late
+                upright = (height, width) if late in TRANSPOSING_ORIENTATIONS else (width, height)
+                target = fit_within(upright[0], upright[1], spec.box)
+        icc_profile = source.info.get("icc_profile")
+        im: Image.Image = source
+        if orientation != 1:
+            im = ImageOps.exif_transpose(im)
+        im = to_workable_mode(im)
+        if im.size != target:
+            # After the reduced decode the factor left is below 8/3; BICUBIC is
+            # within 0.1 dB of LANCZOS there at two thirds of the cost.
+            im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+    out_format = spec.format
+    if out_format == "JPEG":
+        im = flatten(im, spec.background)
+    keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
+    # Metadata travels in ``info``; drop all of it and pass back only the profile.
+    im.info = {}
+    save_args: dict[str, Any] = {}
+    if keep_icc:
+        save_args["icc_profile"] = icc_profile
+    if out_format in ("JPEG", "WEBP"):
+        save_args["quality"] = spec.quality
+    if out_format == "PNG":
+        save_args["optimize"] = False
+    buffer = io.BytesIO()
+    im.save(buffer, format=out_format, **save_args)
+    return ResizeResult(
+        data=buffer.getvalue(), width=im.size[0], height=im.size[1], format=out_format
+    )

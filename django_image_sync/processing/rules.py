@@ -1,0 +1,165 @@
+"""The rules both backends share: orientation, fitting, colour modes, alpha and ICC profiles,
+and the size a JPEG is decoded at."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import IO, Any
+
+from PIL import Image
+from PIL.ImageFile import ImageFile
+
+from . import costs
+
+EXIF_ORIENTATION = 0x0112
+
+
+# Orientations whose transform swaps width and height.
+TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def header_orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) read from the header, without decoding pixels.
+
+    ``getexif()`` would make Pillow decode a whole PNG to look for a late eXIf
+    chunk (and break a later ``verify()``), so only the EXIF block found while
+    opening is read. Malformed EXIF, common in camera files, counts as upright.
+    """
+    raw = im.info.get("exif")
+    return exif_orientation(raw) if raw else 1
+
+
+def exif_orientation(raw: bytes) -> int:
+    """The orientation (1-8) in a raw EXIF block; upright if it cannot be read."""
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        value = exif.get(EXIF_ORIENTATION, 1)
+    except Exception:
+        return 1
+    return orientation_value(value)
+
+
+def decoded_orientation(im: Image.Image) -> int:
+    """The orientation of a decoded image, wherever its EXIF was; upright if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            # Only in a worker process, once the pixels are decoded.
+            warnings.simplefilter("ignore", UserWarning)
+            return orientation_value(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def open_image(fileobj: IO[bytes], formats: list[str] | None) -> ImageFile:
+    """``Image.open``, tolerant of Pillow's "Corrupt EXIF data" warning.
+
+    The warning only arrives as an exception where warnings are errors; the
+    file is then opened again with Pillow's user warnings silenced, on this
+    rare path only (``catch_warnings`` is process-wide).
+    """
+    start = fileobj.tell()
+    try:
+        return Image.open(fileobj, formats=formats)
+    except UserWarning:
+        fileobj.seek(start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return Image.open(fileobj, formats=formats)
+
+
+def orientation_value(value: Any) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The size that fits ``width x height`` inside ``box``, keeping the aspect ratio.
+
+    Never upscales. Each side is at least one pixel.
+    """
+    box_w, box_h = box
+    if width <= box_w and height <= box_h:
+        return width, height
+    scale = min(box_w / width, box_h / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_workable_mode(im: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency."""
+    mode = im.mode
+    if mode in ("L", "RGB") and "transparency" in im.info:
+        # A single transparent colour (PNG tRNS) becomes a real alpha channel.
+        return im.convert("RGBA")
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        # 16-bit and float greyscale: scale to 8 bits rather than clip.
+        if mode != "I":
+            im = im.convert("I") if mode.startswith("I;16") else im
+        if im.mode == "F":
+            return im.convert("L")
+        return im.point(lambda value: value * (1 / 256)).convert("L")
+    if mode == "1":
+        return im.convert("L")
+    if mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if mode in ("PA", "La", "RGBa"):
+        return im.convert("RGBA")
+    if mode == "CMYK":
+        return im.convert("RGB")
+    if "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB")
+
+
+def flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composite an image with alpha onto an opaque background."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base_mode = "L" if im.mode == "LA" else "RGB"
+    colour: Any = background
+    if base_mode == "L":
+        colour = round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2])
+    canvas = Image.new(base_mode, im.size, colour)
+    canvas.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    return canvas
+
+
+def keeps_icc_profile(source_mode: str, output_mode: str) -> bool:
+    """Whether an output keeps the source's ICC profile: only where the colour
+    space is unchanged (RGB-like in and out, or grey in and out), so colours
+    stay right. Both processing backends follow this rule."""
+    return (source_mode in ("RGB", "RGBA", "P") and output_mode in ("RGB", "RGBA")) or (
+        source_mode in ("L", "LA") and output_mode in ("L", "LA")
+    )
+
+
+def _scaled(size: tuple[int, int], numerator: int, denominator: int) -> tuple[int, int]:
+    return (-(-size[0] * numerator // denominator), -(-size[1] * numerator // denominator))
+
+
+def three_eighths_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int] | None:
+    """The 3/8 size where it covers ``target`` and 1/4 would not, else None."""
+
+    def covers(scaled: tuple[int, int]) -> bool:
+        return scaled[0] >= target[0] and scaled[1] >= target[1]
+
+    three_eighths = _scaled(size, 3, 8)
+    return three_eighths if covers(three_eighths) and not covers(_scaled(size, 1, 4)) else None
+
+
+def with_jpeg_decode_size(
+    layout: costs.SourceLayout, target: tuple[int, int]
+) -> costs.SourceLayout:
+    """``layout`` with the size :func:`_reduced_jpeg_decode` decodes that JPEG at.
+
+    ``target`` is in the stored orientation. Where 3/8 does not apply,
+    Pillow's ``draft()`` takes the smallest of 1/8, 1/4, 1/2 that covers it.
+    """
+    size = layout.size
+    decoded = three_eighths_size(size, target)
+    if decoded is None:
+        scale = min(size[0] // target[0], size[1] // target[1])
+        decoded = _scaled(size, 1, next(d for d in (8, 4, 2, 1) if scale >= d))
+    return dataclasses.replace(layout, decoded_size=decoded)
