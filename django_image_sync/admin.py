@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
+from . import queue
 from .models import UploadedImage
 
 
@@ -68,7 +68,7 @@ class UploadedImageAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Reprocess selected images"))
     def reprocess(self, request: HttpRequest, queryset: QuerySet[UploadedImage]) -> None:
-        count = services.reprocess(queryset)
+        count = queue.reprocess(queryset)
         self.message_user(
             request,
             ngettext(

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from . import processing
+
 MiB = 1024 * 1024
 
 DEFAULTS: dict[str, Any] = {
@@ -87,3 +89,27 @@ class _Settings:
 
 
 settings = _Settings()
+
+
+def resize_spec() -> processing.ResizeSpec:
+    """The resize the settings ask for now: everything that decides a resized file's bytes."""
+    box = get("TARGET_SIZE")
+    background = get("BACKGROUND_COLOR")
+    return processing.ResizeSpec(
+        box=(int(box[0]), int(box[1])),
+        format=get("OUTPUT_FORMAT").upper(),
+        quality=int(get("QUALITY")),
+        background=(int(background[0]), int(background[1]), int(background[2])),
+        backend=processing.backend_name(str(get("BACKEND"))),
+    )
+
+
+def cost_limits(spec: processing.ResizeSpec) -> dict[str, Any]:
+    """The decode budgets, as keyword arguments of ``processing.inspect_image``:
+    what a worker may spend on one image resized to ``spec``."""
+    return {
+        "box": spec.box,
+        "backend": spec.backend,
+        "max_decode_memory": get("MAX_DECODE_MEMORY"),
+        "max_jpeg_scans": get("MAX_JPEG_SCANS"),
+    }

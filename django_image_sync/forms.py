@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from . import conf, services
+from . import conf, uploads
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -31,13 +31,13 @@ class MultipleFileField(forms.FileField):
 class UploadForm(forms.Form):
     """The upload form: field ``images``, one to ``MAX_FILES`` files.
 
-    ``cleaned_data["images"]`` holds :class:`~django_image_sync.services.CheckedFile`
-    objects, ready for :func:`~django_image_sync.services.store_files`.
+    ``cleaned_data["images"]`` holds :class:`~django_image_sync.uploads.CheckedFile`
+    objects, ready for :func:`~django_image_sync.uploads.store_files`.
     """
 
     images = MultipleFileField(label=_("Images"))
     # The broken rules of a refused submission, each naming its file.
-    file_errors: list[services.FileError]
+    file_errors: list[uploads.FileError]
 
     def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,20 +54,20 @@ class UploadForm(forms.Form):
             "size": _format_bytes(conf.get("MAX_FILE_SIZE")),
         }
 
-    def error_list(self) -> list[services.FileError]:
-        """Every error of a bound, invalid form as :class:`~services.FileError`."""
+    def error_list(self) -> list[uploads.FileError]:
+        """Every error of a bound, invalid form as :class:`~uploads.FileError`."""
         if self.file_errors:
             return list(self.file_errors)
         return [
-            services.FileError(None, error.code or "invalid", " ".join(error.messages))
+            uploads.FileError(None, error.code or "invalid", " ".join(error.messages))
             for errors in self.errors.as_data().values()
             for error in errors
         ]
 
-    def clean_images(self) -> list[services.CheckedFile]:
+    def clean_images(self) -> list[uploads.CheckedFile]:
         try:
-            return services.check_files(self.cleaned_data["images"], owner=self.owner)
-        except services.UploadRejected as rejected:
+            return uploads.check_files(self.cleaned_data["images"], owner=self.owner)
+        except uploads.UploadRejected as rejected:
             self.file_errors = rejected.errors
             raise ValidationError(
                 [ValidationError(error.message, code=error.code) for error in rejected.errors]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from . import files, queue
 from .models import Status, UploadedImage
 
 
@@ -19,14 +20,10 @@ def dispatch_new_image(
     find the row; a rolled-back upload queues nothing.
     """
     if created and instance.status == Status.PENDING and not kwargs.get("raw"):
-        from .tasks import dispatch
-
-        transaction.on_commit(partial(dispatch, instance.pk), robust=True)
+        transaction.on_commit(partial(queue.enqueue_resize, instance.pk), robust=True)
 
 
 def delete_files(sender: type[UploadedImage], instance: UploadedImage, **kwargs: Any) -> None:
     """Remove a deleted row's files once the deletion commits, unless still shared."""
-    from .services import delete_unreferenced
-
     names = [str(instance.original.name or ""), str(instance.resized.name or "")]
-    transaction.on_commit(partial(delete_unreferenced, names), robust=True)
+    transaction.on_commit(partial(files.delete_unreferenced, names), robust=True)

@@ -27,7 +27,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.generic import DetailView, ListView
 
-from . import conf, services
+from . import conf, uploads
 from .forms import UploadForm
 from .models import UploadedImage
 
@@ -57,7 +57,7 @@ def image_data(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
 NON_FIELD_CODES = frozenset({"auth", "method", "not_found", "bad_request"})
 
 
-def errors_response(errors: list[services.FileError], status: int = 400) -> JsonResponse:
+def errors_response(errors: list[uploads.FileError], status: int = 400) -> JsonResponse:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for error in errors:
         field = "__all__" if error.code in NON_FIELD_CODES else "images"
@@ -87,8 +87,8 @@ class ImageSyncMixin:
         return not conf.get("REQUIRE_AUTH") or request.user.is_authenticated
 
     def get_queryset(self) -> QuerySet[UploadedImage]:
-        """The images this request may see (see ``services.visible_images``)."""
-        queryset: QuerySet[UploadedImage] = services.visible_images(self.request.user)
+        """The images this request may see (see ``uploads.visible_images``)."""
+        queryset: QuerySet[UploadedImage] = uploads.visible_images(self.request.user)
         return queryset
 
     def permission_denied(self, request: HttpRequest) -> HttpResponse:
@@ -96,7 +96,7 @@ class ImageSyncMixin:
         if self.wants_json():
             status = 401 if anonymous else 403
             message = _("Log in to continue.") if anonymous else _("Permission denied.")
-            response = errors_response([services.FileError(None, "auth", message)], status=status)
+            response = errors_response([uploads.FileError(None, "auth", message)], status=status)
             if anonymous:
                 response["WWW-Authenticate"] = 'Session realm="django-image-sync"'
             return response
@@ -212,20 +212,20 @@ class UploadMixin(ImageSyncMixin):
         """A cut-off or malformed multipart body, or one past Django's limits."""
         message = f"The upload could not be read: {exc}"
         if self.wants_json():
-            return errors_response([services.FileError(None, "bad_request", message)])
+            return errors_response([uploads.FileError(None, "bad_request", message)])
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
     def handle_upload(self) -> HttpResponse:
         form = self.get_form()
         if not form.is_valid():
             return self.upload_invalid(form)
-        outcomes = services.store_files(form.cleaned_data["images"], owner=self.get_owner())
+        outcomes = uploads.store_files(form.cleaned_data["images"], owner=self.get_owner())
         return self.upload_valid(outcomes)
 
     def upload_invalid(self, form: UploadForm) -> HttpResponse:
         return errors_response(form.error_list())
 
-    def upload_valid(self, outcomes: list[services.UploadOutcome]) -> HttpResponse:
+    def upload_valid(self, outcomes: list[uploads.UploadOutcome]) -> HttpResponse:
         created = any(not outcome.duplicate for outcome in outcomes)
         return JsonResponse(
             {"images": [image_data(o.image, duplicate=o.duplicate) for o in outcomes]},
@@ -250,7 +250,7 @@ class UploadView(UploadMixin, View):
             return super().upload_invalid(form)
         return render(self.request, self.template_name, {"form": form}, status=400)
 
-    def upload_valid(self, outcomes: list[services.UploadOutcome]) -> HttpResponse:
+    def upload_valid(self, outcomes: list[uploads.UploadOutcome]) -> HttpResponse:
         if self.wants_json():
             return super().upload_valid(outcomes)
         new = sum(1 for o in outcomes if not o.duplicate)
@@ -307,7 +307,7 @@ class ApiListView(UploadMixin, View):
             page = paginator.page(request.GET.get("page") or 1)
         except (EmptyPage, PageNotAnInteger):
             return errors_response(
-                [services.FileError(None, "not_found", _("No such page."))], status=404
+                [uploads.FileError(None, "not_found", _("No such page."))], status=404
             )
 
         def link(number: int) -> str:
@@ -340,6 +340,6 @@ class ApiDetailView(ImageSyncMixin, View):
         image = self.get_queryset().filter(pk=pk).first()
         if image is None:
             return errors_response(
-                [services.FileError(None, "not_found", _("No such image."))], status=404
+                [uploads.FileError(None, "not_found", _("No such image."))], status=404
             )
         return JsonResponse(image_data(image))

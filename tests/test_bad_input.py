@@ -34,7 +34,7 @@ from django.http import HttpResponse
 from django.test import Client
 from PIL import Image, ImageChops, ImageOps, ImageStat, features
 
-from django_image_sync import conf, processing, services, tasks
+from django_image_sync import conf, processing, queue, services
 from django_image_sync.models import Status, UploadedImage
 from tests.conftest import redis_reachable, service_unavailable
 from tests.images import (
@@ -331,7 +331,7 @@ def _fresh_redis_state(broker, monkeypatch):
         if keys:
             broker.delete(*keys)
 
-    monkeypatch.setattr(tasks, "_broker_down_until", 0.0)
+    monkeypatch.setattr(queue, "_broker_down_until", 0.0)
     forget()
     yield
     forget()
@@ -1032,7 +1032,7 @@ def test_hostile_file_name_is_display_only(site, sent, shown):
     [row] = site.accepted(site.upload(Part(data, sent)), before)
 
     assert row.original_name == shown
-    sha256 = services.processing.hash_file(io.BytesIO(data))[1]
+    sha256 = processing.hash_file(io.BytesIO(data))[1]
     assert row.original.name == f"image_sync/originals/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
     assert media_files() - before.media == {row.original.name}
     assert _outside_media() == outside

@@ -31,7 +31,7 @@ from django.db import OperationalError, connection, transaction
 from django.test import Client
 from PIL import Image
 
-from django_image_sync import conf, processing, services, tasks
+from django_image_sync import conf, processing, queue, results, services, tasks
 from django_image_sync.models import Status, UploadedImage, resized_name
 from django_image_sync.processing.backends import pillow as pillow_backend
 from django_image_sync.signals import image_processed
@@ -163,7 +163,7 @@ def broker(private_redis, settings) -> Iterator[redis.Redis]:
     """This module's broker and cache: the private redis-server, emptied around each test.
 
     The Celery app of the test process is pointed at it (and restored after),
-    the publish memo of ``tasks.dispatch`` is reset, and no fault is armed.
+    the publish memo of ``queue.enqueue_resize`` is reset, and no fault is armed.
     """
     saved = {
         "broker_url": celery_app.conf.broker_url,
@@ -177,7 +177,7 @@ def broker(private_redis, settings) -> Iterator[redis.Redis]:
     }
     client = redis.Redis.from_url(private_redis.url)
     client.flushall()
-    tasks._broker_down_until = 0.0
+    queue._broker_down_until = 0.0
     disarm_all()
     (fault_dir() / "events.log").unlink(missing_ok=True)
     (fault_dir() / "stalled").unlink(missing_ok=True)
@@ -185,7 +185,7 @@ def broker(private_redis, settings) -> Iterator[redis.Redis]:
         yield client
     finally:
         celery_app.conf.update(saved)
-        tasks._broker_down_until = 0.0
+        queue._broker_down_until = 0.0
         disarm_all()
         client.flushall()
         client.close()
@@ -286,7 +286,7 @@ def test_publishing_reuses_one_connection_and_survives_a_broker_restart():
         probe = redis.Redis.from_url(server.url, socket_timeout=5)
         before = probe.info("stats")["total_connections_received"]
 
-        assert all(tasks.dispatch(pk) for pk in range(1, 9))
+        assert all(queue.enqueue_resize(pk) for pk in range(1, 9))
 
         assert queue_length(probe) == 8
         opened = probe.info("stats")["total_connections_received"] - before
@@ -296,7 +296,7 @@ def test_publishing_reuses_one_connection_and_survives_a_broker_restart():
         server.stop()
         server.start()
         probe = redis.Redis.from_url(server.url, socket_timeout=5)
-        assert tasks.dispatch(9)
+        assert queue.enqueue_resize(9)
         assert queue_length(probe) == 1
     finally:
         server.stop()
@@ -345,7 +345,7 @@ def test_upload_while_the_broker_is_unreachable_is_swept_later(
     # The broker is back. The sweeper runs in a process of its own (cron,
     # Celery beat), without this process's memory of the failed publish.
     celery_app.conf.update(broker_url=private_redis.url)
-    tasks._broker_down_until = 0.0
+    queue._broker_down_until = 0.0
     start_worker()
     out = io.StringIO()
     call_command("image_sync_sweep", "--older-than", "0", stdout=out)
@@ -526,7 +526,7 @@ def test_task_delivered_three_times_to_the_worker_runs_once(start_worker):
     worker = start_worker(IMAGE_SYNC_TEST_SLOW_SECONDS="2")
     data = jpeg_bytes((1600, 1200), seed=341)
     image = upload_one(data, "slow.jpg")  # delivery 1, after commit
-    assert tasks.dispatch(image.pk)  # delivery 2: the same task again
+    assert queue.enqueue_resize(image.pk)  # delivery 2: the same task again
     wait_for_status(image.pk, {Status.PROCESSING}, WORKER_WAIT)
     # Delivery 3: the sweeper, its age threshold passed, races the live worker.
     out = io.StringIO()
@@ -567,9 +567,7 @@ def test_storage_refusing_to_save_is_a_transient_error(flaky_storage, processed_
     # Claimed, left for a retry: neither failed nor done, nothing stored or cached.
     assert (left.status, left.attempts, left.error) == (Status.PROCESSING, 1, "")
     assert stored_files("resized") == []
-    assert (
-        services._cache_get(services.result_cache_key(left.sha256, services.current_spec())) is None
-    )
+    assert results.cached(services.result_cache_key(left.sha256, services.current_spec())) is None
     assert processed_here == []
 
     # The retry after the storage recovered finishes the job.
@@ -765,7 +763,7 @@ def test_everything_works_with_the_cache_down(dead_port, settings, alice, caplog
 
 
 def cached_result(image: UploadedImage) -> object:
-    return services._cache_get(services.result_cache_key(image.sha256, services.current_spec()))
+    return results.cached(services.result_cache_key(image.sha256, services.current_spec()))
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
-from django_image_sync import processing, services, tasks
+from django_image_sync import processing, queue, services, tasks
 from django_image_sync.models import Status, UploadedImage
 from django_image_sync.processing import costs
 from django_image_sync.processing.backends import pillow as pillow_backend
@@ -93,17 +93,25 @@ def test_image_past_the_time_limit_ends_failed_and_is_not_redelivered(celery_wor
     assert "Hard time limit" not in celery_worker.output()
 
 
-def test_dispatch_sets_the_per_image_time_limits(settings, monkeypatch):
+def test_each_resize_task_carries_the_per_image_time_limits(settings, monkeypatch):
+    """Read back from the broker: the message's own limits, not the site's defaults."""
+    if not redis_reachable():
+        service_unavailable(f"Redis is not reachable at {settings.REDIS_URL}")
     settings.IMAGE_SYNC = {"PROCESSING_TIME_LIMIT": 45}
-    sent: dict[str, object] = {}
-
-    def record(*args: object, **options: object) -> None:
-        sent.update(options)
-
-    monkeypatch.setattr(tasks, "_broker_down_until", 0.0)
-    monkeypatch.setattr(tasks.resize_image, "apply_async", record)
-    assert tasks.dispatch(1) is True
-    assert (sent["soft_time_limit"], sent["time_limit"]) == (45, 45 + tasks.HARD_TIME_LIMIT_GRACE)
+    monkeypatch.setattr(queue, "_broker_down_until", 0.0)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    name = settings.CELERY_TASK_DEFAULT_QUEUE
+    # No worker of this test consumes the queue: publish to a queue of its own.
+    monkeypatch.setitem(queue.current_app.conf, "task_default_queue", f"{name}-limits")
+    try:
+        assert queue.enqueue_resize(987654) is True
+        raw = client.lpop(f"{name}-limits")
+    finally:
+        client.delete(f"{name}-limits")
+        client.close()
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "django_image_sync.resize_image"
+    assert message["headers"]["timelimit"] == [45 + queue.HARD_TIME_LIMIT_GRACE, 45]
 
 
 # -- the largest accepted file of each kind, measured in a real worker ----------------
@@ -168,7 +176,7 @@ def test_largest_accepted_files_stay_within_their_memory_estimate(
     backend, worker, log = measuring_worker
     settings.IMAGE_SYNC = {"BACKEND": backend}
     # Rows are made here without queueing; each task goes to the measuring worker.
-    monkeypatch.setattr(tasks, "dispatch", lambda *args, **kwargs: True)
+    monkeypatch.setattr(queue, "enqueue_resize", lambda *args, **kwargs: True)
     spec = services.current_spec()
     rows = []
     for label, make in LARGEST[backend]:

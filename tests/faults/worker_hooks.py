@@ -27,14 +27,14 @@ from tests.faults import record
 
 
 def _patch_pool_process(**kwargs: Any) -> None:
-    from django_image_sync import services, tasks
+    from django_image_sync import tasks, worker
     from django_image_sync.models import UploadedImage
     from django_image_sync.processing.backends import pillow as pillow_backend
     from django_image_sync.signals import image_failed, image_processed
 
     pid = os.getpid()
     claimed: dict[str, Any] = {}
-    real_claim = services.claim
+    real_claim = worker.claim
     real_resize = pillow_backend.resize_image
 
     def claim(image_id: int) -> Any:
@@ -59,7 +59,7 @@ def _patch_pool_process(**kwargs: Any) -> None:
     def failed(sender: Any, image: Any, error: str, **kw: Any) -> None:
         record(f"failed {image.pk} pid={pid}")
 
-    services.claim = claim
+    worker.claim = claim
     pillow_backend.resize_image = resize_image
     image_processed.connect(processed, sender=UploadedImage, weak=False)
     image_failed.connect(failed, sender=UploadedImage, weak=False)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ... import services
+from ... import queue
 
 
 class Command(BaseCommand):
@@ -17,14 +17,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than",
             type=float,
-            default=services.DEFAULT_SWEEP_AGE,
+            default=queue.DEFAULT_SWEEP_AGE,
             metavar="SECONDS",
-            help=f"Age threshold in seconds (default {services.DEFAULT_SWEEP_AGE}).",
+            help=f"Age threshold in seconds (default {queue.DEFAULT_SWEEP_AGE}).",
         )
         parser.add_argument(
             "--limit", type=int, default=500, help="Queue at most this many (default 500)."
         )
 
     def handle(self, *args: Any, older_than: float, limit: int, **options: Any) -> None:
-        queued = services.sweep(older_than, limit=limit)
+        queued = queue.sweep(older_than, limit=limit)
         self.stdout.write(f"Queued {len(queued)} image(s) again.")

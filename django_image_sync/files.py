@@ -1,0 +1,135 @@
+"""Stored files: written once under content-addressed names, atomically where the
+storage has local paths, and deleted when no row refers to them any more."""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import uuid
+from collections.abc import Iterable
+from typing import IO, Any
+
+from django.core.files import File
+from django.db.models import Q
+
+from . import results
+from .models import UploadedImage
+from .storage import image_storage
+
+logger = logging.getLogger("django_image_sync")
+
+# Temporary files are written under this prefix, then renamed into place.
+INCOMING_PREFIX = ".incoming-"
+
+
+class TransientError(Exception):
+    """Storage (or the database) failed in a way that a later retry may not."""
+
+
+def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
+    """Store ``content`` (``size`` bytes) at the content-addressed ``name`` unless it is there.
+
+    Returns True when this call wrote the file. Where the storage has local
+    paths, the bytes are saved under a temporary name and renamed into place,
+    so no reader sees a half-written file and two writers of the same content
+    cannot harm each other. A file at ``name`` with another size is the
+    remains of a write that was cut off (a killed process): it is replaced.
+    """
+    storage = image_storage
+    if storage.exists(name) and storage.size(name) == size:
+        return False
+    content.seek(0)
+    local_path = _local_path(name)
+    if local_path is not None:
+        temporary = storage.save(_incoming_name(name), content)
+        try:
+            os.replace(storage.path(temporary), local_path)
+        except BaseException:
+            delete_quietly(temporary)
+            raise
+        return True
+    if storage.exists(name):
+        logger.warning("django-image-sync: replacing incomplete file %s", name)
+        storage.delete(name)
+    saved = storage.save(name, content)
+    if saved != name:
+        # A concurrent upload of the same bytes wrote ``name`` first and the
+        # storage picked another name for ours: keep one copy.
+        delete_quietly(saved)
+        return False
+    return True
+
+
+def _incoming_name(name: str) -> str:
+    directory, base = posixpath.split(name)
+    return posixpath.join(directory, f"{INCOMING_PREFIX}{uuid.uuid4().hex}-{base}")
+
+
+def remove_incoming(name: str) -> None:
+    """Delete temporary files left by a write of ``name`` that was cut off."""
+    if _local_path(name) is None:
+        return
+    directory, base = posixpath.split(name)
+    try:
+        _, files = image_storage.listdir(directory)
+    except OSError:  # the folder does not exist yet
+        return
+    for candidate in files:
+        if candidate.startswith(INCOMING_PREFIX) and candidate.endswith(f"-{base}"):
+            delete_quietly(posixpath.join(directory, candidate))
+
+
+def still_stored(name: str) -> bool:
+    try:
+        return bool(image_storage.exists(name))
+    except Exception as exc:
+        raise TransientError(f"cannot check the stored file {name}: {exc}") from exc
+
+
+def _local_path(name: str) -> str | None:
+    try:
+        path: str = image_storage.path(name)
+    except NotImplementedError:  # remote storages (S3, ...) write objects whole
+        return None
+    return path
+
+
+def ensure_stored(name: str, content: IO[bytes] | File[Any], size: int) -> None:
+    """After commit: put back a shared original that a concurrent failure or deletion removed.
+
+    An upload that found its content already stored wrote nothing; if the
+    upload or row that owned that file went away before this one committed,
+    the file may have been deleted as unreferenced.
+    """
+    try:
+        if not image_storage.exists(name):
+            logger.warning("django-image-sync: restoring shared original %s", name)
+            write_once(name, content, size)
+    except Exception:
+        logger.exception("django-image-sync: could not restore %s", name)
+
+
+def delete_quietly(name: str) -> None:
+    try:
+        image_storage.delete(name)
+    except Exception:
+        logger.exception("django-image-sync: could not delete stored file %s", name)
+
+
+def is_referenced(name: str) -> bool:
+    return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
+
+
+def delete_unreferenced(names: Iterable[str]) -> None:
+    """Delete stored files no row refers to any more (files are shared by content).
+
+    Called after the deleting transaction commits; a rollback keeps the files.
+    Storage errors are logged, never raised.
+    """
+    for name in names:
+        if not name or is_referenced(name):
+            continue
+        # A resized file: forget the cached result that points at it.
+        results.forget_file(name)
+        delete_quietly(name)
