@@ -1,3 +1,5 @@
+"""The admin: browse and search uploaded images, see their status, and reprocess them."""
+
 from __future__ import annotations
 
 from typing import Any

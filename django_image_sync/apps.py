@@ -1,3 +1,5 @@
+"""The app's configuration: registers the system checks and connects its own receivers."""
+
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _

@@ -1,3 +1,5 @@
+"""The upload form: one to ``MAX_FILES`` files, checked through the upload path."""
+
 from __future__ import annotations
 
 from typing import Any

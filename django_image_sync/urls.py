@@ -1,3 +1,5 @@
+"""The app's URLs (namespace ``image_sync``): pages and the JSON API."""
+
 from django.urls import path
 
 from . import views

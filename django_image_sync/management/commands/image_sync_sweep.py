@@ -1,3 +1,5 @@
+"""``manage.py image_sync_sweep``: queue again images left pending or processing."""
+
 from __future__ import annotations
 
 from typing import Any
