@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
-from . import conf, uploads
+from . import conf, processing, uploads
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -47,13 +48,13 @@ class UploadForm(forms.Form):
         self.owner = owner
         self.file_errors = []
         accept = ",".join(
-            {"JPEG": "image/jpeg", "PNG": "image/png"}.get(f.upper(), f"image/{f.lower()}")
+            processing.FORMAT_MIME_TYPES.get(f.upper(), f"image/{f.lower()}")
             for f in conf.get("ALLOWED_FORMATS")
         )
         self.fields["images"].widget.attrs.update({"accept": accept, "multiple": True})
         self.fields["images"].help_text = _("Up to %(count)d files, %(size)s each at most.") % {
             "count": conf.get("MAX_FILES"),
-            "size": _format_bytes(conf.get("MAX_FILE_SIZE")),
+            "size": filesizeformat(conf.get("MAX_FILE_SIZE")),
         }
 
     def error_list(self) -> list[uploads.FileError]:
@@ -74,11 +75,3 @@ class UploadForm(forms.Form):
             raise ValidationError(
                 [ValidationError(error.message, code=error.code) for error in rejected.errors]
             ) from None
-
-
-def _format_bytes(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.3g} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return str(size)

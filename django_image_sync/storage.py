@@ -32,7 +32,10 @@ class ConfiguredStorage(Storage):
 
     The alias is resolved at use, never at import: a wrong alias is reported by
     ``manage.py check`` (E001) instead of crashing start-up, and
-    ``override_settings`` can switch storage in tests.
+    ``override_settings`` can switch storage in tests. Not Django's
+    ``LazyObject``: ``FileField`` checks ``isinstance(storage, Storage)`` when
+    the model class is built, which makes a ``LazyObject`` resolve the alias
+    at import (tests/test_checks.py runs ``manage.py check`` with a wrong one).
     """
 
     @property

@@ -165,6 +165,9 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
 if os.environ.get("IMAGE_SYNC_TEST_BACKEND"):
     # A worker on another processing backend (tests/test_decode_budget.py).
     IMAGE_SYNC = {**IMAGE_SYNC, "BACKEND": os.environ["IMAGE_SYNC_TEST_BACKEND"]}
+if os.environ.get("IMAGE_SYNC_TEST_STORAGE_ALIAS"):
+    # A storage alias that may be missing from STORAGES (tests/test_checks.py).
+    IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": os.environ["IMAGE_SYNC_TEST_STORAGE_ALIAS"]}
 if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
     # Another alias of CACHES for resize results ("local": one cache per process).
     IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.abc
 import io
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from django.core import checks as django_checks
@@ -251,6 +254,28 @@ def test_manage_py_check_fails_on_a_bad_setting():
         call_command("check", stdout=stdout, stderr=stderr)
     assert "django_image_sync.E006" in str(caught.value)
     assert "QUALITY" in str(caught.value)
+
+
+def test_a_missing_storage_alias_is_a_check_error_not_a_start_up_crash():
+    """The alias is resolved at use: Django starts, and ``check`` names the mistake."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "IMAGE_SYNC_TEST_STORAGE_ALIAS": "no-such-alias",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "django_image_sync.E001" in result.stderr
+    assert "'no-such-alias', which is not a key of STORAGES" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_manage_py_check_passes_with_good_settings():

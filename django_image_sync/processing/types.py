@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from PIL import (
+    Image,
+    WebPImagePlugin,  # noqa: F401 - registers the WEBP MIME type
+)
+
 # Bumped whenever a change here alters the bytes of a resized image, so cached
 # results of the old pipeline are not reused.
 PIPELINE_VERSION = 2
 
-
 SPEC_KEY_LENGTH = 12
-
 
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
-
-FORMAT_MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# Pillow's own names for them: preinit() registers JPEG and PNG, and importing
+# the WebP plugin registers WEBP (whether or not this Pillow can write it).
+Image.preinit()
+FORMAT_MIME_TYPES = {name: Image.MIME[name] for name in FORMAT_EXTENSIONS}
 
 
 class ImageProblem(Exception):
