@@ -11,28 +11,30 @@ import os
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.mixins import UserPassesTestMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.generic import DetailView, ListView
+from django.views.generic import DetailView, FormView, ListView
+from django.views.generic.detail import SingleObjectMixin
+from django.views.generic.edit import FormMixin, ProcessFormView
+from django.views.generic.list import MultipleObjectMixin
 
 from . import conf, uploads
 from .forms import UploadForm
 from .models import UploadedImage
 
 
-def image_data(image: UploadedImage, *, duplicate: bool = False) -> dict[str, Any]:
+def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, Any]:
     """The JSON object of an image. Reads only the row: no storage I/O."""
     return {
         "id": image.pk,
@@ -65,8 +67,13 @@ def errors_response(errors: list[uploads.FileError], status: int = 400) -> JsonR
     return JsonResponse({"errors": grouped}, status=status)
 
 
-class ImageSyncMixin:
-    """Permission hooks and content negotiation shared by every view."""
+class ImageSyncMixin(UserPassesTestMixin):
+    """Permission hooks and content negotiation shared by every view.
+
+    Django's ``UserPassesTestMixin``: ``test_func`` asks ``has_upload_permission``
+    for a POST and ``has_view_permission`` otherwise, and ``handle_no_permission``
+    answers a refusal in JSON or HTML.
+    """
 
     request: HttpRequest
     #: Answer JSON whatever the request accepts.
@@ -86,12 +93,18 @@ class ImageSyncMixin:
         """Whether ``request.user`` may upload."""
         return not conf.get("REQUIRE_AUTH") or request.user.is_authenticated
 
+    def test_func(self) -> bool:
+        if self.request.method == "POST":
+            return self.has_upload_permission(self.request)
+        return self.has_view_permission(self.request)
+
     def get_queryset(self) -> QuerySet[UploadedImage]:
         """The images this request may see (see ``uploads.visible_images``)."""
         queryset: QuerySet[UploadedImage] = uploads.visible_images(self.request.user)
         return queryset
 
-    def permission_denied(self, request: HttpRequest) -> HttpResponse:
+    def handle_no_permission(self) -> HttpResponse:  # type: ignore[override]
+        request = self.request
         anonymous = not request.user.is_authenticated
         if self.wants_json():
             status = 401 if anonymous else 403
@@ -108,35 +121,20 @@ class ImageSyncMixin:
         response = super().http_method_not_allowed(request, *args, **kwargs)  # type: ignore[misc]
         if self.wants_json():
             allow = response["Allow"]
-            response = JsonResponse(
-                {
-                    "errors": {
-                        "__all__": [
-                            {
-                                "file": None,
-                                "code": "method",
-                                "message": f"{request.method} is not allowed; use {allow}.",
-                            }
-                        ]
-                    }
-                },
-                status=405,
-            )
+            message = f"{request.method} is not allowed; use {allow}."
+            response = errors_response([uploads.FileError(None, "method", message)], status=405)
             response["Allow"] = allow
         return response
 
+    def not_found(self, message: str) -> JsonResponse:
+        return errors_response([uploads.FileError(None, "not_found", message)], status=404)
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        method = (request.method or "").lower()
-        if method not in self.http_method_names:  # type: ignore[attr-defined]
+        # A method the view does not have is a 405 before any permission check.
+        if (request.method or "").lower() not in self.http_method_names:  # type: ignore[attr-defined]
             return self.http_method_not_allowed(request, *args, **kwargs)
-        allowed = (
-            self.has_upload_permission(request)
-            if method == "post"
-            else self.has_view_permission(request)
-        )
-        if not allowed:
-            return self.permission_denied(request)
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        response: HttpResponse = super().dispatch(request, *args, **kwargs)  # type: ignore[assignment]
+        return response
 
 
 class SafeTemporaryFileUploadHandler(TemporaryFileUploadHandler):
@@ -170,8 +168,16 @@ def _close_partial_uploads(request: HttpRequest) -> None:
                 partial_file.close()
 
 
-class UploadMixin(ImageSyncMixin):
+class UploadMixin(ImageSyncMixin, FormMixin):
+    """The upload: Django's ``FormMixin`` with the app's form, answered in JSON.
+
+    ``form_valid`` stores the checked files (``self.outcomes``) and answers
+    201 (something new) or 200 (duplicates only); ``form_invalid`` answers
+    400 with every broken rule, each naming its file.
+    """
+
     form_class = UploadForm
+    outcomes: list[uploads.UploadOutcome]
 
     @method_decorator(csrf_exempt)
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -198,10 +204,10 @@ class UploadMixin(ImageSyncMixin):
         response: HttpResponse = protected(request, *args, **kwargs)
         return response
 
-    def get_form(self) -> UploadForm:
-        if self.request.method == "POST":
-            return self.form_class(self.request.POST, self.request.FILES, owner=self.get_owner())
-        return self.form_class()
+    def get_form_kwargs(self) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs()
+        kwargs["owner"] = self.get_owner()
+        return kwargs
 
     def get_owner(self) -> Any:
         """Who owns what this request uploads (None for anonymous uploads)."""
@@ -215,46 +221,35 @@ class UploadMixin(ImageSyncMixin):
             return errors_response([uploads.FileError(None, "bad_request", message)])
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
-    def handle_upload(self) -> HttpResponse:
-        form = self.get_form()
-        if not form.is_valid():
-            return self.upload_invalid(form)
-        outcomes = uploads.store_files(form.cleaned_data["images"], owner=self.get_owner())
-        return self.upload_valid(outcomes)
-
-    def upload_invalid(self, form: UploadForm) -> HttpResponse:
-        return errors_response(form.error_list())
-
-    def upload_valid(self, outcomes: list[uploads.UploadOutcome]) -> HttpResponse:
-        created = any(not outcome.duplicate for outcome in outcomes)
+    def form_valid(self, form: UploadForm) -> HttpResponse:
+        self.outcomes = uploads.store_files(form.cleaned_data["images"], owner=self.get_owner())
+        created = any(not outcome.duplicate for outcome in self.outcomes)
         return JsonResponse(
-            {"images": [image_data(o.image, duplicate=o.duplicate) for o in outcomes]},
+            {"images": [image_json(o.image, duplicate=o.duplicate) for o in self.outcomes]},
             status=201 if created else 200,
         )
 
+    def form_invalid(self, form: UploadForm) -> HttpResponse:
+        return errors_response(form.error_list())
 
-class UploadView(UploadMixin, View):
+
+class UploadView(UploadMixin, FormView):
     """GET: the upload page. POST: an upload, answered in HTML or JSON."""
 
     http_method_names = ["get", "post", "head", "options"]
     template_name = "django_image_sync/upload.html"
 
-    def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, self.template_name, {"form": self.get_form()})
-
-    def post(self, request: HttpRequest) -> HttpResponse:
-        return self.handle_upload()
-
-    def upload_invalid(self, form: UploadForm) -> HttpResponse:
+    def form_invalid(self, form: UploadForm) -> HttpResponse:
         if self.wants_json():
-            return super().upload_invalid(form)
-        return render(self.request, self.template_name, {"form": form}, status=400)
+            return super().form_invalid(form)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
 
-    def upload_valid(self, outcomes: list[uploads.UploadOutcome]) -> HttpResponse:
+    def form_valid(self, form: UploadForm) -> HttpResponse:
+        response = super().form_valid(form)
         if self.wants_json():
-            return super().upload_valid(outcomes)
-        new = sum(1 for o in outcomes if not o.duplicate)
-        duplicates = len(outcomes) - new
+            return response
+        new = sum(1 for o in self.outcomes if not o.duplicate)
+        duplicates = len(self.outcomes) - new
         if new:
             messages.success(
                 self.request,
@@ -277,7 +272,10 @@ class UploadView(UploadMixin, View):
                 % {"count": duplicates},
                 fail_silently=True,
             )
-        return HttpResponseRedirect(reverse("image_sync:gallery"), status=303)
+        return HttpResponseRedirect(self.get_success_url(), status=303)
+
+    def get_success_url(self) -> str:
+        return reverse("image_sync:gallery")
 
 
 class GalleryView(ImageSyncMixin, ListView):
@@ -295,20 +293,23 @@ class ImageDetailView(ImageSyncMixin, DetailView):
     context_object_name = "image"
 
 
-class ApiListView(UploadMixin, View):
+class ApiListView(UploadMixin, MultipleObjectMixin, ProcessFormView):
     """GET: the visible images, paginated (``?page=N``). POST: an upload."""
 
     http_method_names = ["get", "post", "head", "options"]
     json_only = True
 
-    def get(self, request: HttpRequest) -> HttpResponse:
-        paginator = Paginator(self.get_queryset(), int(conf.get("PAGE_SIZE")))
+    def get_paginate_by(self, queryset: Any) -> int:
+        return int(conf.get("PAGE_SIZE"))
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        queryset = self.get_queryset()
         try:
-            page = paginator.page(request.GET.get("page") or 1)
-        except (EmptyPage, PageNotAnInteger):
-            return errors_response(
-                [uploads.FileError(None, "not_found", _("No such page."))], status=404
+            paginator, page, _objects, _paged = self.paginate_queryset(
+                queryset, self.get_paginate_by(queryset)
             )
+        except Http404:
+            return self.not_found(_("No such page."))
 
         def link(number: int) -> str:
             query = request.GET.copy()
@@ -322,24 +323,20 @@ class ApiListView(UploadMixin, View):
                 "num_pages": paginator.num_pages,
                 "next": link(page.next_page_number()) if page.has_next() else None,
                 "previous": link(page.previous_page_number()) if page.has_previous() else None,
-                "results": [image_data(image) for image in page.object_list],
+                "results": [image_json(image) for image in page.object_list],
             }
         )
 
-    def post(self, request: HttpRequest) -> HttpResponse:
-        return self.handle_upload()
 
-
-class ApiDetailView(ImageSyncMixin, View):
+class ApiDetailView(ImageSyncMixin, SingleObjectMixin, View):
     """GET: one image's status and URLs."""
 
     http_method_names = ["get", "head", "options"]
     json_only = True
 
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        image = self.get_queryset().filter(pk=pk).first()
-        if image is None:
-            return errors_response(
-                [uploads.FileError(None, "not_found", _("No such image."))], status=404
-            )
-        return JsonResponse(image_data(image))
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            image = self.get_object()
+        except Http404:
+            return self.not_found(_("No such image."))
+        return JsonResponse(image_json(image))
