@@ -46,7 +46,10 @@ PUBLISH_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 BROKER_DOWN_BACKOFF = 5.0
 _broker_down_until = 0.0
 # Publishing reuses connections: opening one per task cost more than the rest
-# of the upload's database work. One pool per process, broker and bounds.
+# of the upload's database work. One pool per process, broker and bounds. Not
+# Celery's producer pool: it connects with the site's transport options as they
+# are, so with none set a publish to a silent broker never returns; this one
+# gives up in about 4.2 s (tests/test_faults.py, a broker that never answers).
 PUBLISH_POOL_LIMIT = 16
 _publish_pools: dict[tuple[Any, ...], Any] = {}
 _publish_pools_lock = threading.Lock()
