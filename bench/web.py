@@ -24,13 +24,10 @@ from functools import partial
 from pathlib import Path
 
 from bench.images import REPO, jpeg_near, with_unique_comment
-from tests.processes import Service, free_port
+from tests.support import services
+from tests.support.processes import Service, free_port
+from tests.support.services import PG, postgres_database
 
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": int(os.environ.get("PGPORT", "5432")),
-    "user": os.environ.get("PGUSER", "postgres"),
-}
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 START_TIMEOUT = 60
 HTTP_TIMEOUT = 60
@@ -57,9 +54,6 @@ class Site:
 @contextlib.contextmanager
 def site(workdir: Path) -> Iterator[Site]:
     """A fresh database, media folder and Redis marker; all removed afterwards."""
-    import psycopg
-    from psycopg import sql
-
     token = f"{os.getpid()}_{secrets.token_hex(3)}"
     marker = f"image-sync-bench-{token}"
     database = f"image_sync_bench_{token}"
@@ -75,20 +69,12 @@ def site(workdir: Path) -> Iterator[Site]:
         "VIPS_CONCURRENCY": "1",
         "OMP_NUM_THREADS": "1",
     }
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     try:
-        run_checked([sys.executable, "-m", "django", "migrate", "--noinput", "-v0"], env)
-        yield Site(marker, database, media, env)
+        with postgres_database(database):
+            run_checked([sys.executable, "-m", "django", "migrate", "--noinput", "-v0"], env)
+            yield Site(marker, database, media, env)
     finally:
-        with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
-        forget_redis_keys(marker)
+        services.forget_redis_keys(REDIS_URL, f"*{marker}*")
         remove_tree(media)
 
 
@@ -99,18 +85,6 @@ def remove_tree(root: Path) -> None:
         else:
             path.unlink()
     root.rmdir()
-
-
-def forget_redis_keys(marker: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"*{marker}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def run_checked(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:

@@ -45,19 +45,16 @@ import threading
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.processes import Service, free_port  # scripts/soak puts the checkout on sys.path
+# scripts/soak puts the checkout on sys.path
+from tests.support import services
+from tests.support.processes import Service, free_port
+from tests.support.services import PG, postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": int(os.environ.get("PGPORT", "5432")),
-    "user": os.environ.get("PGUSER", "postgres"),
-}
 REDIS_URL = os.environ.get("IMAGE_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 START_TIMEOUT = 60
 # The worker's memory cap: measured on 2 CPUs (docs/reliability-figures.md), the
@@ -290,39 +287,8 @@ class MemorySampler(threading.Thread):
 # -- services of this machine -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def own_database(name: str) -> Iterator[None]:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-
-
 def forget_redis_keys(marker: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"*{marker}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        return len(keys)
-    finally:
-        client.close()
+    return services.forget_redis_keys(REDIS_URL, f"*{marker}*")
 
 
 def preflight() -> list[str]:
@@ -582,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     services: list[Service] = []
     removed = 0
     try:
-        with own_database(database):
+        with postgres_database(database):
             call_command("migrate", verbosity=0, interactive=False)
             users = max(1, args.clients // 2)
             user_ids: dict[int, int] = {}

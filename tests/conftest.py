@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 
 import tests.celery_app  # noqa: F401 - the site's Celery app, as a project __init__ would load it
+from tests.support import services
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -46,6 +47,33 @@ def corpus() -> Path:
     return CORPUS
 
 
+@pytest.fixture
+def alice(django_user_model):  # type: ignore[no-untyped-def]
+    """A user of the site (password "pw"); shared by every test module."""
+    return django_user_model.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def bob(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user("bob", password="pw")
+
+
+@pytest.fixture
+def resize_calls(monkeypatch):  # type: ignore[no-untyped-def]
+    """Count the real resizes in this process: the Pillow backend still does the work."""
+    from django_image_sync.processing.backends import pillow as pillow_backend
+
+    calls: list[str] = []
+    real = pillow_backend.resize_image
+
+    def counting(fileobj, spec):  # type: ignore[no-untyped-def]
+        calls.append(spec.key)
+        return real(fileobj, spec)
+
+    monkeypatch.setattr(pillow_backend, "resize_image", counting)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     """Every test gets the same MEDIA_ROOT as the worker, emptied between tests."""
@@ -61,16 +89,8 @@ def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-
 
 def clear_run_cache() -> None:
     """Delete this run's cache keys only: Redis db 0 is shared with other runs and the broker."""
-    import redis
-
     prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    services.forget_redis_keys(settings.REDIS_URL, f"{prefix}:*")
 
 
 @pytest.fixture

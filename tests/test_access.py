@@ -98,16 +98,6 @@ def auth_error(response: Any, status: int) -> None:
 
 
 @pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("bob", password="pw")
-
-
-@pytest.fixture
 def carol(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user("carol", password="pw")
 

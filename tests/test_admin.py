@@ -6,7 +6,6 @@ import hashlib
 
 import pytest
 from django.db import connection
-from django.test.html import parse_html
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
@@ -14,29 +13,12 @@ from pytest_django.asserts import assertContains, assertNotContains
 from django_image_sync import services
 from django_image_sync.models import UploadedImage
 from tests.images import jpeg_bytes, upload
+from tests.support import rows as support_rows
+from tests.support.html import attrs, elements
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/django_image_sync/uploadedimage/"
-
-
-def elements(html: str, tag: str) -> list:
-    found = []
-
-    def walk(node) -> None:
-        if isinstance(node, str):
-            return
-        if node.name == tag:
-            found.append(node)
-        for child in node.children:
-            walk(child)
-
-    walk(parse_html(html))
-    return found
-
-
-def attrs(element) -> dict[str, str | None]:
-    return dict(element.attributes)
 
 
 def shown(response) -> list[int]:
@@ -146,25 +128,7 @@ def test_change_page_renders(admin_client, images):
 
 
 def make_rows(owner, count: int, start: int = 0) -> None:
-    for i in range(start, start + count):
-        sha = hashlib.sha256(f"admin-row-{i}".encode()).hexdigest()
-        done = i % 2 == 0
-        UploadedImage.objects.create(
-            original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
-            resized=f"image_sync/resized/{sha[:2]}/{sha[2:4]}/{sha}-k.jpg" if done else "",
-            original_name=f"row-{i}.jpg",
-            md5=sha[:32],
-            sha256=sha,
-            scope=f"user:{owner.pk}",
-            status="done" if done else "pending",
-            width=640,
-            height=480,
-            format="JPEG",
-            size=1234,
-            resized_width=64 if done else None,
-            resized_height=48 if done else None,
-            owner=owner,
-        )
+    support_rows.make_rows(owner, count, start, label="admin-row", statuses=("done", "pending"))
 
 
 def test_changelist_costs_the_same_queries_whatever_the_number_of_images(

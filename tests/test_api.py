@@ -17,6 +17,7 @@ from django_image_sync import services
 from django_image_sync.models import UploadedImage
 from django_image_sync.storage import image_storage
 from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
+from tests.support import rows as support_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -58,16 +59,6 @@ def new_client(user=None) -> Client:
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw")
-
-
-@pytest.fixture
 def alice_client(alice) -> Client:
     return new_client(alice)
 
@@ -78,33 +69,7 @@ def bob_client(bob) -> Client:
 
 
 def make_rows(owner, count: int, start: int = 0) -> list[UploadedImage]:
-    """Rows straight in the database, in every status; their files do not exist."""
-    statuses = ["done", "pending", "processing", "failed"]
-    rows = []
-    for i in range(start, start + count):
-        sha = hashlib.sha256(f"row-{i}".encode()).hexdigest()
-        status = statuses[i % len(statuses)]
-        done = status == "done"
-        rows.append(
-            UploadedImage.objects.create(
-                original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
-                resized=f"image_sync/resized/{sha[:2]}/{sha[2:4]}/{sha}-k.jpg" if done else "",
-                original_name=f"row-{i}.jpg",
-                md5=hashlib.md5(sha.encode(), usedforsecurity=False).hexdigest(),
-                sha256=sha,
-                scope=f"user:{owner.pk}",
-                status=status,
-                error="broken" if status == "failed" else "",
-                width=640,
-                height=480,
-                format="JPEG",
-                size=1234,
-                resized_width=64 if done else None,
-                resized_height=48 if done else None,
-                owner=owner,
-            )
-        )
-    return rows
+    return support_rows.make_rows(owner, count, start, label="row")
 
 
 # -- authentication -----------------------------------------------------------

@@ -23,7 +23,6 @@ import sys
 import sysconfig
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -34,10 +33,11 @@ import requests
 from django.conf import settings
 from PIL import Image, ImageChops, ImageStat
 
-from tests import processes
 from tests.conftest import CORPUS, redis_reachable, service_unavailable
 from tests.images import encode, jpeg_bytes, photo_like
-from tests.processes import free_port
+from tests.support import processes, services
+from tests.support.processes import free_port
+from tests.support.services import PG, postgres_database
 
 pytestmark = [
     pytest.mark.e2e,
@@ -48,11 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "django_image_sync"
 BOX = (1920, 1080)
 EXIF_GPS_IFD = 0x8825
-PG = {
-    "host": os.environ.get("PGHOST", "127.0.0.1"),
-    "port": int(os.environ.get("PGPORT", "5432")),
-    "user": os.environ.get("PGUSER", "postgres"),
-}
 # Bounds, in seconds, so a hang fails the test instead of the CI job.
 COMMAND_TIMEOUT = 120
 START_TIMEOUT = 30
@@ -388,36 +383,9 @@ def wait_until_ready(worker: Service) -> None:
 # -- services of this machine -------------------------------------------------------
 
 
-@contextlib.contextmanager
-def postgres_database(name: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(**PG, dbname="postgres", autocommit=True, connect_timeout=5) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-
-
 def forget_redis_keys(marker: str) -> None:
     """Delete this run's cache entries, queue and queue binding."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"*{marker}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    services.forget_redis_keys(settings.REDIS_URL, f"*{marker}*")
 
 
 def require_services() -> None:

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -41,6 +40,7 @@ from tests.faults import arm, disarm_all, events, fault_dir
 from tests.faults.servers import RedisServer, SilentServer, free_port
 from tests.faults.worker import FaultWorker
 from tests.images import jpeg_bytes, upload
+from tests.support.media import media_root, stored_files
 
 API_LIST = "/api/images/"
 GALLERY = "/images/"
@@ -58,18 +58,6 @@ FINAL = {Status.DONE, Status.FAILED}
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def media_root() -> Path:
-    return Path(settings.MEDIA_ROOT)
-
-
-def stored_files(kind: str | None = None) -> list[str]:
-    root = media_root()
-    base = root / "image_sync" / kind if kind else root
-    if not base.exists():
-        return []
-    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
 
 
 def fresh(pk: int) -> UploadedImage:
@@ -210,16 +198,6 @@ def start_worker(private_redis, tmp_path) -> Iterator:
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob")
-
-
-@pytest.fixture
 def processed_here() -> Iterator[list[int]]:
     """Every ``image_processed`` sent in this process, as image pks."""
     sent: list[int] = []
@@ -230,20 +208,6 @@ def processed_here() -> Iterator[list[int]]:
     image_processed.connect(receiver, sender=UploadedImage, weak=False)
     yield sent
     image_processed.disconnect(receiver, sender=UploadedImage)
-
-
-@pytest.fixture
-def resize_calls(monkeypatch) -> list[str]:
-    """Count the real resizes in this process (the pipeline still does the work)."""
-    calls: list[str] = []
-    real = pillow_backend.resize_image
-
-    def counting(fileobj, spec):
-        calls.append(spec.key)
-        return real(fileobj, spec)
-
-    monkeypatch.setattr(pillow_backend, "resize_image", counting)
-    return calls
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from django.test import Client
 from django_image_sync.models import Status, UploadedImage, original_name
 from tests.conftest import REPO, wait_for_status
 from tests.images import jpeg_bytes
-from tests.processes import Service, free_port
+from tests.support.processes import Service, free_port
 
 requests = pytest.importorskip("requests", reason="requests is needed (the test extra)")
 

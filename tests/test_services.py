@@ -30,6 +30,7 @@ from django_image_sync.models import Status, UploadedImage, original_name
 from django_image_sync.receivers import dispatch_new_image
 from django_image_sync.signals import image_uploaded
 from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
+from tests.support.media import media_root, stored_files
 
 # Kombu's Redis transport keeps each priority band of a queue in its own list.
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -41,19 +42,6 @@ THREAD_WAIT = 60
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-def media_root() -> Path:
-    return Path(settings.MEDIA_ROOT)
-
-
-def stored_files(kind: str | None = None) -> list[str]:
-    """Files under MEDIA_ROOT (or under the app's ``kind`` folder), as sorted names."""
-    root = media_root()
-    base = root / "image_sync" / kind if kind else root
-    if not base.exists():
-        return []
-    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
 
 
 def named(data: bytes, name: str | None) -> io.BytesIO:
@@ -98,16 +86,6 @@ def _no_resize_tasks(request):
     assert post_save.disconnect(sender=UploadedImage, dispatch_uid=uid)
     yield
     post_save.connect(dispatch_new_image, sender=UploadedImage, dispatch_uid=uid)
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
@@ -17,23 +16,12 @@ from PIL import Image, ImageChops, ImageStat
 
 from django_image_sync import processing, services
 from django_image_sync.models import Status, UploadedImage, resized_name
-from django_image_sync.processing.backends import pillow as pillow_backend
 from django_image_sync.signals import image_failed, image_processed
-from tests.conftest import wait_for_status
+from tests.conftest import clear_run_cache, wait_for_status
 from tests.images import encode, jpeg_bytes, upload
+from tests.support.media import media_root, stored_files
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def media_root() -> Path:
-    return Path(settings.MEDIA_ROOT)
-
-
-def stored_files(kind: str) -> list[str]:
-    base = media_root() / "image_sync" / kind
-    if not base.exists():
-        return []
-    return sorted(p.relative_to(media_root()).as_posix() for p in base.rglob("*") if p.is_file())
 
 
 def snapshot() -> dict[str, tuple[int, int]]:
@@ -72,28 +60,9 @@ def _run_cache():
     whole Redis database, broker queue and other runs included. A result cached
     by an earlier test names a file that test's clean-up already removed.
     """
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    pattern = f"{settings.CACHES['default']['KEY_PREFIX']}:*"
-
-    def forget() -> None:
-        keys = list(client.scan_iter(match=pattern, count=500))
-        if keys:
-            client.delete(*keys)
-
-    forget()
+    clear_run_cache()
     yield
-    forget()
-    client.close()
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob")
+    clear_run_cache()
 
 
 @pytest.fixture
@@ -112,20 +81,6 @@ def worker_signals():
     yield sent
     image_processed.disconnect(processed, sender=UploadedImage)
     image_failed.disconnect(failed, sender=UploadedImage)
-
-
-@pytest.fixture
-def resize_calls(monkeypatch):
-    """Count the real resizes: the pipeline function still does the work."""
-    calls: list[str] = []
-    real = pillow_backend.resize_image
-
-    def counting(fileobj, spec):
-        calls.append(spec.key)
-        return real(fileobj, spec)
-
-    monkeypatch.setattr(pillow_backend, "resize_image", counting)
-    return calls
 
 
 # -- the worker path in this process ---------------------------------------------------

@@ -13,11 +13,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.middleware.csrf import _does_token_match
 from django.template import Context, RequestContext, Template
 from django.test import RequestFactory
-from django.test.html import parse_html
 from pytest_django.asserts import assertHTMLEqual, assertInHTML
 
 from django_image_sync.forms import UploadForm
 from django_image_sync.models import UploadedImage
+from tests.support.html import attrs, elements
 
 
 def make_image(pk: int, status: str = "pending", name: str = "photo.jpg") -> UploadedImage:
@@ -45,26 +45,6 @@ def make_image(pk: int, status: str = "pending", name: str = "photo.jpg") -> Upl
 def render(source: str, context: Context | None = None, **values) -> str:
     template = Template("{% load image_sync %}" + source)
     return template.render(context if context is not None else Context(values))
-
-
-def elements(html: str, tag: str | None) -> list:
-    """Every element named ``tag`` (any element for None) in ``html``, depth first."""
-    found = []
-
-    def walk(node) -> None:
-        if isinstance(node, str):
-            return
-        if tag is None or node.name == tag:
-            found.append(node)
-        for child in node.children:
-            walk(child)
-
-    walk(parse_html(html))
-    return found
-
-
-def attrs(element) -> dict[str, str | None]:
-    return dict(element.attributes)
 
 
 # -- resized_url ------------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test import Client
-from django.test.html import parse_html
 from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertInHTML, assertNotContains
 
@@ -17,6 +16,8 @@ from django_image_sync import services
 from django_image_sync.models import UploadedImage
 from django_image_sync.storage import image_storage
 from tests.images import jpeg_bytes, upload
+from tests.support import rows as support_rows
+from tests.support.html import attrs, elements
 
 pytestmark = pytest.mark.django_db
 
@@ -36,38 +37,8 @@ def post_images(client: Client, *files, **extra):
     return client.post(UPLOAD, {"images": list(files)} if files else {}, **extra)
 
 
-def elements(html: str, tag: str) -> list:
-    """Every element named ``tag`` in ``html``, depth first."""
-    found = []
-
-    def walk(node) -> None:
-        if isinstance(node, str):
-            return
-        if node.name == tag:
-            found.append(node)
-        for child in node.children:
-            walk(child)
-
-    walk(parse_html(html))
-    return found
-
-
-def attrs(element) -> dict[str, str | None]:
-    return dict(element.attributes)
-
-
 def figures(response) -> list[dict[str, str | None]]:
     return [attrs(f) for f in elements(response.content.decode(), "figure")]
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw")
 
 
 @pytest.fixture
@@ -85,33 +56,7 @@ def bob_client(bob) -> Client:
 
 
 def make_rows(owner, count: int, start: int = 0) -> list[UploadedImage]:
-    """Rows straight in the database, in every status; their files do not exist."""
-    statuses = ["done", "pending", "processing", "failed"]
-    rows = []
-    for i in range(start, start + count):
-        sha = hashlib.sha256(f"view-row-{i}".encode()).hexdigest()
-        status = statuses[i % len(statuses)]
-        done = status == "done"
-        rows.append(
-            UploadedImage.objects.create(
-                original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
-                resized=f"image_sync/resized/{sha[:2]}/{sha[2:4]}/{sha}-k.jpg" if done else "",
-                original_name=f"row-{i}.jpg",
-                md5=hashlib.md5(sha.encode(), usedforsecurity=False).hexdigest(),
-                sha256=sha,
-                scope=f"user:{owner.pk}",
-                status=status,
-                error="broken" if status == "failed" else "",
-                width=640,
-                height=480,
-                format="JPEG",
-                size=1234,
-                resized_width=64 if done else None,
-                resized_height=48 if done else None,
-                owner=owner,
-            )
-        )
-    return rows
+    return support_rows.make_rows(owner, count, start, label="view-row")
 
 
 # -- upload page ----------------------------------------------------------------

@@ -18,10 +18,8 @@ import random
 import struct
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 from django.test import override_settings
@@ -31,6 +29,7 @@ import django_image_sync
 from django_image_sync import processing, services
 from django_image_sync.models import Status, UploadedImage, resized_name
 from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
+from tests.support.media import media_root
 
 try:
     import pyvips
@@ -600,10 +599,6 @@ def test_resizer_for_names_each_backend():
     assert processing.resizer_for("vips") is vips.resize_image
     with pytest.raises(ValueError, match="unknown processing backend 'magick'"):
         processing.resizer_for("magick")
-
-
-def media_root() -> Path:
-    return Path(settings.MEDIA_ROOT)
 
 
 @pytest.mark.django_db

@@ -59,6 +59,8 @@ def test_worker_refuses_before_decoding_a_file_over_its_budget(celery_worker, se
 
 
 def test_budget_lowered_after_upload_fails_the_image_without_decoding(settings, monkeypatch):
+    # Not queued: the worker path runs here, and no worker of the session may take it first.
+    monkeypatch.setattr(queue, "enqueue_resize", lambda *args, **kwargs: True)
     image = upload_one(progressive_jpeg((1200, 900), 40), "scans.jpg")
 
     def no_decode(*args: object) -> None:

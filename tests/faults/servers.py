@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from tests.processes import free_port  # a port nothing listens on: connecting is refused
+from tests.support.processes import free_port  # a port nothing listens on: connecting is refused
 
 
 class RedisServer:
