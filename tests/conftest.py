@@ -74,6 +74,23 @@ def resize_calls(monkeypatch):  # type: ignore[no-untyped-def]
     return calls
 
 
+@pytest.fixture
+def storage_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """Count every call of the storage methods that touch the files."""
+    from django.core.files.storage import FileSystemStorage
+
+    calls: list[str] = []
+    for name in ("exists", "size", "open", "_open", "listdir", "get_modified_time"):
+        original = getattr(FileSystemStorage, name)
+
+        def counting(self, *args, _name=name, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(FileSystemStorage, name, counting)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     """Every test gets the same MEDIA_ROOT as the worker, emptied between tests."""

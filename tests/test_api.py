@@ -512,21 +512,6 @@ def test_session_authenticated_upload_needs_the_csrf_token(alice, settings):
 # -- cost per image -----------------------------------------------------------
 
 
-@pytest.fixture
-def storage_calls(monkeypatch) -> list[str]:
-    """Count every call of the storage methods that touch the files."""
-    calls: list[str] = []
-    for name in ("exists", "size", "open", "_open", "listdir", "get_modified_time"):
-        original = getattr(FileSystemStorage, name)
-
-        def counting(self, *args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(FileSystemStorage, name, counting)
-    return calls
-
-
 def test_list_costs_the_same_queries_and_no_storage_io_per_image(
     alice_client, alice, settings, storage_calls
 ):

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -345,21 +344,6 @@ def test_gallery_escapes_file_names(alice_client, alice):
 
 
 # -- cost per image -------------------------------------------------------------
-
-
-@pytest.fixture
-def storage_calls(monkeypatch) -> list[str]:
-    """Count every call of the storage methods that touch the files."""
-    calls: list[str] = []
-    for name in ("exists", "size", "open", "_open", "listdir", "get_modified_time"):
-        original = getattr(FileSystemStorage, name)
-
-        def counting(self, *args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(FileSystemStorage, name, counting)
-    return calls
 
 
 def test_gallery_costs_the_same_queries_and_no_storage_io_per_image(
