@@ -472,7 +472,7 @@ def check_storage(plan: Plan, user_ids: dict[int, int], media: Path) -> tuple[li
 # -- the run ---------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=1000, help="submissions to send")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (2 per user)")
@@ -494,15 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         args.max_worker_mb = WORKER_BASE_MB + WORKER_PER_PROCESS_MB * args.worker_concurrency
     if not 1 <= args.uploads <= 100_000 or not 1 <= args.clients <= 256:
         parser.error("--uploads must be 1-100000 and --clients 1-256")
+    return args
 
-    problems = preflight()
-    if problems:
-        print("soak: cannot run:\n  " + "\n  ".join(problems), file=sys.stderr)
-        return 2
 
-    run_id = f"soak_{os.getpid()}_{secrets.token_hex(3)}"
-    scratch = Path(tempfile.mkdtemp(prefix=f"image-sync-{run_id}-"))
-    env_update = {
+def run_environment(run_id: str, scratch: Path) -> dict[str, str]:
+    """What the soak's own process, gunicorn and the worker all run with."""
+    return {
         "TEST_DB": "postgres",
         "IMAGE_SYNC_TEST_RUN": run_id,
         "IMAGE_SYNC_TEST_SCRATCH": str(scratch),
@@ -512,152 +509,190 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "PYTHONUNBUFFERED": "1",
     }
-    os.environ.update(env_update)
-    sys.path.insert(0, str(REPO))
-    import django
 
-    django.setup()
+
+def create_users(count: int) -> tuple[dict[int, int], dict[int, tuple[str, str]]]:
+    """``count`` users, each with a logged-in session: their ids and session cookies."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
+
+    user_ids: dict[int, int] = {}
+    cookies: dict[int, tuple[str, str]] = {}
+    for index in range(count):
+        user = User.objects.create_user(f"soak{index}", password=secrets.token_hex(8))
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        user_ids[index] = user.pk
+        cookies[index] = (settings.SESSION_COOKIE_NAME, session.session_key or "")
+    return user_ids, cookies
+
+
+def start_site(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    scratch: Path,
+    marker: str,
+    running: list[Service],
+) -> tuple[Service, Service, str]:
+    """gunicorn and one Celery worker, both answering: ``(web, worker, base URL)``.
+
+    Each is added to ``running`` as soon as it starts, for the caller to stop."""
+    import requests
+    from gunicorn.config import KNOWN_SETTINGS
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flags = {flag for s in KNOWN_SETTINGS for flag in s.cli or ()}
+    web = Service(
+        "gunicorn",
+        [
+            *(sys.executable, "-m", "gunicorn", "tests.wsgi:application"),
+            *("--bind", f"127.0.0.1:{port}", "--workers", str(args.server_workers)),
+            *("--worker-class", "gthread", "--threads", str(args.server_threads)),
+            *("--timeout", "120", "--graceful-timeout", "10"),
+            *("--access-logfile", "-", "--error-logfile", "-"),
+            *(["--no-control-socket"] if "--no-control-socket" in flags else []),
+        ],
+        cwd=REPO,
+        env=env,
+        log=scratch / "gunicorn.log",
+        grace=30,
+    )
+    running.append(web)
+    worker = Service(
+        "worker",
+        [
+            *(sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker"),
+            *("--loglevel=INFO", f"--concurrency={args.worker_concurrency}"),
+            *("--pool=prefork", "--without-gossip", "--without-mingle"),
+            *("--without-heartbeat", "-Q", marker, "-n", f"{marker}@%h"),
+        ],
+        cwd=REPO,
+        env=env,
+        log=scratch / "worker.log",
+        grace=30,
+    )
+    running.append(worker)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        for service in (web, worker):
+            if not service.alive():
+                raise RuntimeError(f"{service.name} exited:\n{service.output()[-3000:]}")
+        ready = " ready." in worker.output()
+        with contextlib.suppress(requests.RequestException):
+            ready = ready and requests.get(f"{base}/admin/login/", timeout=2).ok
+        if ready:
+            return web, worker, base
+        if time.monotonic() > deadline:
+            raise RuntimeError("gunicorn or the worker did not start in time")
+        time.sleep(0.2)
+
+
+def send_plan(
+    plan: Plan, base: str, cookies: dict[int, tuple[str, str]], clients: int
+) -> tuple[list[Answer], float]:
+    """Every client sends its submissions at once; ``(answers, seconds it took)``."""
+    from django.conf import settings
+
+    users = len(cookies)
+    sessions = [log_in(base, cookies[c % users], settings.CSRF_COOKIE_NAME) for c in range(clients)]
+    work: dict[int, list[Submission]] = defaultdict(list)
+    for sub in plan.submissions:
+        work[sub.client].append(sub)
+    answers: list[Answer] = []
+    threads = [
+        threading.Thread(
+            target=run_client,
+            args=(base, sessions[c], settings.CSRF_COOKIE_NAME, work[c], answers),
+        )
+        for c in range(clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    per_client = max(len(w) for w in work.values())
+    for thread in threads:
+        thread.join(per_client * HTTP_TIMEOUT + 60)
+    if any(thread.is_alive() for thread in threads):
+        raise RuntimeError("a client did not finish")
+    return answers, time.perf_counter() - started
+
+
+def wait_for_drain(worker: Service, timeout: float) -> float | None:
+    """Seconds until no image is left pending or processing; None if not in ``timeout``."""
+    from django_image_sync.models import UploadedImage
+
+    start = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not UploadedImage.objects.exclude(status__in=("done", "failed")).count():
+            return time.perf_counter() - start
+        if not worker.alive():
+            return None
+        time.sleep(0.25)
+    return None
+
+
+def answer_figures(answers: list[Answer], sending: float) -> dict[str, Any]:
+    latencies = [a.seconds for a in answers if a.status]
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for a in answers:
+        if a.status:
+            by_kind[a.submission.kind].append(a.seconds)
+    return {
+        "uploads": len(answers),
+        "answers_by_status": dict(sorted(Counter(a.status for a in answers).items())),
+        "unexpected_answers": sum(
+            1
+            for a in answers
+            if a.status == 0
+            or (a.submission.valid and a.status not in (200, 201))
+            or (not a.submission.valid and a.status != 400)
+        ),
+        "sending_seconds": round(sending, 2),
+        "requests_per_second": round(len(answers) / sending, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "latency_max_ms": round(max(latencies, default=0) * 1000, 1),
+        "latency_p50_ms_by_kind": {
+            kind: round(statistics.median(v) * 1000, 1) for kind, v in by_kind.items()
+        },
+    }
+
+
+def soak(
+    args: argparse.Namespace, plan: Plan, env: dict[str, str], scratch: Path, marker: str
+) -> tuple[list[str], dict[str, Any]]:
+    """Run the site, send the plan, wait for the worker, check everything: (failures, figures)."""
+    from django.conf import settings
     from django.core.management import call_command
 
     from django_image_sync.models import UploadedImage
 
-    database = settings.DATABASES["default"]["NAME"]
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    marker = f"image-sync-test-{run_id}"
-    assert queue == marker, (queue, marker)
+    failures: list[str] = []
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True)
-
-    t0 = time.perf_counter()
-    plan = make_plan(args.uploads, args.clients, args.seed)
-    plan_seconds = time.perf_counter() - t0
-    sent_bytes = sum(len(f.data) for s in plan.submissions for f in s.files)
-    print(
-        f"soak: {run_id}: {len(plan.submissions)} submissions ({sent_bytes / 1e6:.0f} MB) from"
-        f" {args.clients} clients; planned in {plan_seconds:.1f} s;"
-        f" {dict(Counter(s.kind for s in plan.submissions))}",
-        flush=True,
-    )
-
-    failures: list[str] = []
-    figures: dict[str, Any] = {}
-    services: list[Service] = []
-    removed = 0
+    running: list[Service] = []
     try:
-        with postgres_database(database):
+        with postgres_database(settings.DATABASES["default"]["NAME"]):
             call_command("migrate", verbosity=0, interactive=False)
             users = max(1, args.clients // 2)
-            user_ids: dict[int, int] = {}
-            cookies: dict[int, tuple[str, str]] = {}
-            for index in range(users):
-                user = User.objects.create_user(f"soak{index}", password=secrets.token_hex(8))
-                session = SessionStore()
-                session[SESSION_KEY] = str(user.pk)
-                session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-                session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-                session.create()
-                user_ids[index] = user.pk
-                cookies[index] = (settings.SESSION_COOKIE_NAME, session.session_key or "")
-
-            env = {**os.environ, **env_update}
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            from gunicorn.config import KNOWN_SETTINGS
-
-            flags = {flag for s in KNOWN_SETTINGS for flag in s.cli or ()}
-            web = Service(
-                "gunicorn",
-                [
-                    *(sys.executable, "-m", "gunicorn", "tests.wsgi:application"),
-                    *("--bind", f"127.0.0.1:{port}", "--workers", str(args.server_workers)),
-                    *("--worker-class", "gthread", "--threads", str(args.server_threads)),
-                    *("--timeout", "120", "--graceful-timeout", "10"),
-                    *("--access-logfile", "-", "--error-logfile", "-"),
-                    *(["--no-control-socket"] if "--no-control-socket" in flags else []),
-                ],
-                cwd=REPO,
-                env=env,
-                log=scratch / "gunicorn.log",
-                grace=30,
-            )
-            services.append(web)
-            worker = Service(
-                "worker",
-                [
-                    *(sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker"),
-                    *("--loglevel=INFO", f"--concurrency={args.worker_concurrency}"),
-                    *("--pool=prefork", "--without-gossip", "--without-mingle"),
-                    *("--without-heartbeat", "-Q", queue, "-n", f"{marker}@%h"),
-                ],
-                cwd=REPO,
-                env=env,
-                log=scratch / "worker.log",
-                grace=30,
-            )
-            services.append(worker)
-
-            import requests
-
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                for service in services:
-                    if not service.alive():
-                        raise RuntimeError(f"{service.name} exited:\n{service.output()[-3000:]}")
-                ready = " ready." in worker.output()
-                with contextlib.suppress(requests.RequestException):
-                    ready = ready and requests.get(f"{base}/admin/login/", timeout=2).ok
-                if ready:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn or the worker did not start in time")
-                time.sleep(0.2)
-
+            user_ids, cookies = create_users(users)
+            # The run's queue is its marker (asserted in main()).
+            web, worker, base = start_site(args, env, scratch, marker, running)
             sampler = MemorySampler({"worker": worker.process.pid, "server": web.process.pid})
             sampler.sample()
             idle_worker_kb = sampler.peak_hwm["worker"]
             sampler.start()
 
-            sessions = [
-                log_in(base, cookies[c % users], settings.CSRF_COOKIE_NAME)
-                for c in range(args.clients)
-            ]
-            work: dict[int, list[Submission]] = defaultdict(list)
-            for sub in plan.submissions:
-                work[sub.client].append(sub)
-            answers: list[Answer] = []
-            threads = [
-                threading.Thread(
-                    target=run_client,
-                    args=(base, sessions[c], settings.CSRF_COOKIE_NAME, work[c], answers),
-                )
-                for c in range(args.clients)
-            ]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            per_client = max(len(w) for w in work.values())
-            for thread in threads:
-                thread.join(per_client * HTTP_TIMEOUT + 60)
-            sending = time.perf_counter() - started
-            if any(thread.is_alive() for thread in threads):
-                raise RuntimeError("a client did not finish")
+            answers, sending = send_plan(plan, base, cookies, args.clients)
             backlog = UploadedImage.objects.exclude(status="done").count()
-
-            drain_start = time.perf_counter()
-            drain_deadline = time.monotonic() + args.drain_timeout
-            drained = None
-            while time.monotonic() < drain_deadline:
-                left = UploadedImage.objects.exclude(status__in=("done", "failed")).count()
-                if left == 0:
-                    drained = time.perf_counter() - drain_start
-                    break
-                if not worker.alive():
-                    break
-                time.sleep(0.25)
+            drained = wait_for_drain(worker, args.drain_timeout)
             sampler.halt.set()
             sampler.join(5)
             sampler.sample()
@@ -675,45 +710,16 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(
                     f"worker peak memory {worker_mb:.0f} MB is over {args.max_worker_mb:.0f} MB"
                 )
-            for service in services:
+            for service in running:
                 if not service.alive():
                     failures.append(f"{service.name} died: {service.output()[-2000:]}")
             web_log, worker_log = web.output(), worker.output()
             if "Traceback" in web_log:
                 failures.append("gunicorn logged a traceback (see its log, kept with --keep)")
-
-            latencies = [a.seconds for a in answers if a.status]
-            by_kind: dict[str, list[float]] = defaultdict(list)
-            for a in answers:
-                if a.status:
-                    by_kind[a.submission.kind].append(a.seconds)
             figures = {
-                "run": run_id,
-                "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-                "machine": machine(),
-                "command": " ".join(
-                    ["scripts/soak", *(argv if argv is not None else sys.argv[1:])]
-                ),
-                "uploads": len(answers),
                 "clients": args.clients,
                 "users": users,
-                "bytes_sent": sent_bytes,
-                "answers_by_status": dict(sorted(Counter(a.status for a in answers).items())),
-                "unexpected_answers": sum(
-                    1
-                    for a in answers
-                    if a.status == 0
-                    or (a.submission.valid and a.status not in (200, 201))
-                    or (not a.submission.valid and a.status != 400)
-                ),
-                "sending_seconds": round(sending, 2),
-                "requests_per_second": round(len(answers) / sending, 1),
-                "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-                "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-                "latency_max_ms": round(max(latencies, default=0) * 1000, 1),
-                "latency_p50_ms_by_kind": {
-                    kind: round(statistics.median(v) * 1000, 1) for kind, v in by_kind.items()
-                },
+                **answer_figures(answers, sending),
                 "backlog_when_sending_ended": backlog,
                 "drain_seconds": None if drained is None else round(drained, 2),
                 "worker_concurrency": args.worker_concurrency,
@@ -730,11 +736,59 @@ def main(argv: list[str] | None = None) -> int:
                 "expected_rows": len(plan.rows),
                 "expected_contents": len(plan.contents),
             }
+            return failures, figures
+    finally:
+        for service in running:
+            service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problems = preflight()
+    if problems:
+        print("soak: cannot run:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+
+    run_id = f"soak_{os.getpid()}_{secrets.token_hex(3)}"
+    scratch = Path(tempfile.mkdtemp(prefix=f"image-sync-{run_id}-"))
+    env_update = run_environment(run_id, scratch)
+    os.environ.update(env_update)
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    marker = f"image-sync-test-{run_id}"
+    assert marker == settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE
+
+    t0 = time.perf_counter()
+    plan = make_plan(args.uploads, args.clients, args.seed)
+    plan_seconds = time.perf_counter() - t0
+    sent_bytes = sum(len(f.data) for s in plan.submissions for f in s.files)
+    print(
+        f"soak: {run_id}: {len(plan.submissions)} submissions ({sent_bytes / 1e6:.0f} MB) from"
+        f" {args.clients} clients; planned in {plan_seconds:.1f} s;"
+        f" {dict(Counter(s.kind for s in plan.submissions))}",
+        flush=True,
+    )
+
+    figures: dict[str, Any] = {
+        "run": run_id,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine(),
+        "command": " ".join(["scripts/soak", *(argv if argv is not None else sys.argv[1:])]),
+        "bytes_sent": sent_bytes,
+    }
+    failures: list[str] = []
+    removed = 0
+    try:
+        run_failures, run_figures = soak(args, plan, {**os.environ, **env_update}, scratch, marker)
+        failures += run_failures
+        figures.update(run_figures)
     except Exception as exc:
         failures.append(f"the run broke: {exc!r}")
     finally:
-        for service in services:
-            service.stop()
         try:
             removed = forget_redis_keys(marker)
         except Exception as exc:
