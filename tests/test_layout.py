@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,24 @@ def test_the_import_reader_sees_function_level_and_relative_imports():
     assert {f"{PACKAGE}.files", f"{PACKAGE}.queue", f"{PACKAGE}.models"} <= imported
     tree = ast.parse("def f():\n    from . import tasks\nif TYPE_CHECKING:\n    import x\n")
     assert [type(n).__name__ for n in _imports(tree)] == ["ImportFrom"]
+
+
+def test_every_test_the_docs_name_exists():
+    """``docs/reliability.md`` and the other pages cite tests by path and name."""
+    docs = ROOT.parent / "docs"
+    missing = []
+    for page in [*sorted(docs.glob("*.md")), ROOT.parent / "README.md"]:
+        for path, name in re.findall(r"tests/([\w/]+\.py)::(\w+)", page.read_text()):
+            source = ROOT.parent / "tests" / path
+            defined = (
+                {
+                    node.name
+                    for node in ast.walk(ast.parse(source.read_text()))
+                    if isinstance(node, ast.FunctionDef | ast.ClassDef)
+                }
+                if source.is_file()
+                else set()
+            )
+            if name not in defined:
+                missing.append(f"{page.name}: tests/{path}::{name}")
+    assert missing == []
