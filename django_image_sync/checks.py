@@ -22,6 +22,14 @@ from .processing import costs
 ID = "django_image_sync.{}"
 
 
+def _error(check_id: str, message: str, hint: str) -> Error:
+    return Error(message, hint=hint, id=ID.format(check_id))
+
+
+def _warning(check_id: str, message: str, hint: str) -> Warning:
+    return Warning(message, hint=hint, id=ID.format(check_id))
+
+
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -31,20 +39,20 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     raw = getattr(settings, "IMAGE_SYNC", None)
     if raw is not None and not isinstance(raw, dict):
         return [
-            Error(
+            _error(
+                "E010",
                 "IMAGE_SYNC must be a dict.",
-                hint="Set IMAGE_SYNC = {...} with the keys you want to change, or leave it out.",
-                id=ID.format("E010"),
+                "Set IMAGE_SYNC = {...} with the keys you want to change, or leave it out.",
             )
         ]
     messages: list[CheckMessage] = []
     values = conf.user_settings()
     for key in sorted(set(values) - set(conf.DEFAULTS)):
         messages.append(
-            Warning(
+            _warning(
+                "W001",
                 f"IMAGE_SYNC has an unknown key {key!r}; it is ignored.",
-                hint="Known keys: " + ", ".join(sorted(conf.DEFAULTS)) + ".",
-                id=ID.format("W001"),
+                "Known keys: " + ", ".join(sorted(conf.DEFAULTS)) + ".",
             )
         )
 
@@ -52,31 +60,31 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     storages_setting = getattr(settings, "STORAGES", {})
     if storage_alias not in storages_setting:
         messages.append(
-            Error(
+            _error(
+                "E001",
                 f"IMAGE_SYNC['STORAGE'] is {storage_alias!r}, which is not a key of STORAGES.",
-                hint="Use one of: " + ", ".join(repr(a) for a in storages_setting) + ".",
-                id=ID.format("E001"),
+                "Use one of: " + ", ".join(repr(a) for a in storages_setting) + ".",
             )
         )
 
     cache_alias = conf.get("CACHE")
     if cache_alias not in getattr(settings, "CACHES", {}):
         messages.append(
-            Error(
+            _error(
+                "E002",
                 f"IMAGE_SYNC['CACHE'] is {cache_alias!r}, which is not a key of CACHES.",
-                hint="Use one of: " + ", ".join(repr(a) for a in settings.CACHES) + ".",
-                id=ID.format("E002"),
+                "Use one of: " + ", ".join(repr(a) for a in settings.CACHES) + ".",
             )
         )
 
     size = conf.get("TARGET_SIZE")
     if not (isinstance(size, list | tuple) and len(size) == 2 and all(map(_is_positive_int, size))):
         messages.append(
-            Error(
+            _error(
+                "E003",
                 f"IMAGE_SYNC['TARGET_SIZE'] is {size!r}; it must be (width, height) "
                 "with two positive integers.",
-                hint="For example (1920, 1080).",
-                id=ID.format("E003"),
+                "For example (1920, 1080).",
             )
         )
 
@@ -90,50 +98,50 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         )
     ):
         messages.append(
-            Error(
+            _error(
+                "E004",
                 f"IMAGE_SYNC['ALLOWED_FORMATS'] is {formats!r}; it must be a non-empty "
                 f"list drawn from {', '.join(conf.SUPPORTED_INPUT_FORMATS)}.",
-                hint='For example ("JPEG", "PNG").',
-                id=ID.format("E004"),
+                'For example ("JPEG", "PNG").',
             )
         )
 
     output = conf.get("OUTPUT_FORMAT")
     if not isinstance(output, str) or output.upper() not in conf.OUTPUT_FORMATS:
         messages.append(
-            Error(
+            _error(
+                "E005",
                 f"IMAGE_SYNC['OUTPUT_FORMAT'] is {output!r}; it must be one of "
                 f"{', '.join(conf.OUTPUT_FORMATS)}.",
-                hint='"JPEG" suits photos; "PNG" keeps transparency.',
-                id=ID.format("E005"),
+                '"JPEG" suits photos; "PNG" keeps transparency.',
             )
         )
     elif output.upper() == "WEBP" and not features.check("webp"):
         messages.append(
-            Error(
+            _error(
+                "E005",
                 "IMAGE_SYNC['OUTPUT_FORMAT'] is 'WEBP' but this Pillow has no WebP support.",
-                hint="Install a Pillow wheel built with libwebp, or choose JPEG.",
-                id=ID.format("E005"),
+                "Install a Pillow wheel built with libwebp, or choose JPEG.",
             )
         )
 
     quality = conf.get("QUALITY")
     if not _is_positive_int(quality) or quality > 100:
         messages.append(
-            Error(
+            _error(
+                "E006",
                 f"IMAGE_SYNC['QUALITY'] is {quality!r}; it must be an integer from 1 to 100.",
-                hint="75 to 90 suits the web; above 95 mostly adds bytes.",
-                id=ID.format("E006"),
+                "75 to 90 suits the web; above 95 mostly adds bytes.",
             )
         )
 
     scope = conf.get("DEDUP_SCOPE")
     if scope not in conf.DEDUP_SCOPES:
         messages.append(
-            Error(
+            _error(
+                "E007",
                 f"IMAGE_SYNC['DEDUP_SCOPE'] is {scope!r}; it must be 'owner' or 'global'.",
-                hint="'owner' keeps users' images apart; 'global' shares identical content.",
-                id=ID.format("E007"),
+                "'owner' keeps users' images apart; 'global' shares identical content.",
             )
         )
 
@@ -149,10 +157,10 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         value = conf.get(key)
         if not _is_positive_int(value):
             messages.append(
-                Error(
+                _error(
+                    "E008",
                     f"IMAGE_SYNC[{key!r}] is {value!r}; it must be a positive integer.",
-                    hint=f"The default is {conf.DEFAULTS[key]!r}.",
-                    id=ID.format("E008"),
+                    f"The default is {conf.DEFAULTS[key]!r}.",
                 )
             )
 
@@ -163,11 +171,11 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         and all(isinstance(c, int) and 0 <= c <= 255 for c in background)
     ):
         messages.append(
-            Error(
+            _error(
+                "E009",
                 f"IMAGE_SYNC['BACKGROUND_COLOR'] is {background!r}; it must be an "
                 "(r, g, b) triple of integers from 0 to 255.",
-                hint="For example (255, 255, 255) for white.",
-                id=ID.format("E009"),
+                "For example (255, 255, 255) for white.",
             )
         )
 
@@ -194,11 +202,11 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
         return []
     if not _is_positive_int(value):
         return [
-            Error(
+            _error(
+                "E012",
                 f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {value!r}; it must be a positive "
                 "number of bytes, or None for no limit.",
-                hint="The default is 256 * 1024 * 1024 (256 MB).",
-                id=ID.format("E012"),
+                "The default is 256 * 1024 * 1024 (256 MB).",
             )
         ]
     box = tuple(conf.get("TARGET_SIZE"))
@@ -208,12 +216,12 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
     needed = costs.memory_needed(layout, target, backend)
     if value < needed:
         return [
-            Warning(
+            _warning(
+                "W002",
                 f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {costs.megabytes(value)}; resizing a "
                 f"24-megapixel progressive JPEG photo needs about {costs.megabytes(needed)} "
                 f"on the {backend} backend, so such photos will be refused.",
-                hint="Raise it, or lower MAX_PIXELS so that users are told the real limit.",
-                id=ID.format("W002"),
+                "Raise it, or lower MAX_PIXELS so that users are told the real limit.",
             )
         ]
     return []
@@ -236,11 +244,11 @@ def _check_backend(backend: Any) -> list[CheckMessage]:
         vips_problem = _vips_problem()
         if vips_problem:
             return [
-                Error(
+                _error(
+                    "E011",
                     f"IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: {vips_problem}",
-                    hint="pip install django-image-sync[vips] (pyvips and pyvips-binary, "
+                    "pip install django-image-sync[vips] (pyvips and pyvips-binary, "
                     "a self-contained libvips).",
-                    id=ID.format("E011"),
                 )
             ]
     elif name not in processing.BACKENDS:
@@ -257,10 +265,10 @@ def _check_backend(backend: Any) -> list[CheckMessage]:
 
 
 def _backend_error(message: str) -> Error:
-    return Error(
+    return _error(
+        "E011",
         message,
-        hint="'pillow' needs nothing more; 'vips' is faster on PNG.",
-        id=ID.format("E011"),
+        "'pillow' needs nothing more; 'vips' is faster on PNG.",
     )
 
 
