@@ -128,7 +128,7 @@ DEFAULT_SWEEP_AGE = 600
 def sweep(older_than: float, *, limit: int = 500) -> list[int]:
     """Queue again the images left ``pending`` or ``processing`` too long.
 
-    ``pending`` rows whose dispatch never reached the broker, and
+    ``pending`` rows whose publish never reached the broker, and
     ``processing`` rows whose worker died, older than ``older_than`` seconds
     (keep it above the task time limit so a live worker is not raced).
     Returns the ids queued.

@@ -1,7 +1,9 @@
-"""Thin views over ``services``: HTML pages and a JSON API on the same rules.
+"""The pages and the JSON API, on Django's generic views, through the upload path.
 
-Sites customise them by subclassing and overriding the ``get_*`` and
-``has_*_permission`` hooks, then routing to their subclass.
+Sites customise them by subclassing and overriding the generic views' hooks
+(``get_queryset``, ``get_form_kwargs``, ``form_valid``, ``form_invalid``,
+``test_func``, ``handle_no_permission``) and the ``has_*_permission`` hooks,
+then routing to their subclass.
 """
 
 from __future__ import annotations
