@@ -36,6 +36,9 @@ VIPS_PNG_ROWS = 2560
 # Bytes per pixel Pillow stores each mode in ("RGB" is padded to 4).
 _PILLOW_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 
+# Modes the Pillow backend brings to 8-bit grey ("L") without an alpha channel.
+_GREY_MODES = frozenset({"1", "L", "I;16", "I;16B", "I;16L", "I", "F"})
+
 # Extra full-size bytes per pixel the Pillow backend's mode conversion holds at
 # its peak (``processing.to_workable_mode``): 16-bit grey goes through 32-bit
 # integers twice before becoming 8-bit grey.
@@ -121,13 +124,13 @@ def pillow_memory(layout: SourceLayout) -> int:
     conversion = _PILLOW_CONVERSION_BYTES.get(mode, 4)
     if mode in ("L", "RGB") and layout.transparency:
         conversion = 4  # a tRNS colour becomes an alpha channel
-    workable = 1 if mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "F") else 4
-    if _has_alpha(layout):
-        workable = 4
+    alpha = _has_alpha(layout)
+    # What resize() works on: 8-bit grey (1 B/px) or RGB(A)/LA (4 B/px).
+    workable = 4 if alpha or mode not in _GREY_MODES else 1
     per_pixel = (
         source
         + conversion
-        + (workable if _has_alpha(layout) else 0)  # resize premultiplies alpha in a copy
+        + (4 if alpha else 0)  # resize premultiplies alpha in a copy
         + workable / 4  # reduce() intermediate
         + (source if layout.oriented else 0)  # exif_transpose copy
         # The resampler's first pass and allocator slack: measured up to 0.5
