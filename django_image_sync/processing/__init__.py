@@ -9,13 +9,14 @@ the same functions. The rest of the app uses the names below:
 - ``structure``: JPEG marker and PNG chunk walks;
 - ``rules``: orientation, fitting, colour modes, the reduced JPEG decode size;
 - ``costs``: what resizing a file will cost a worker;
+- ``placeholder``: the tiny blurred preview's rule;
 - ``validation``: ``inspect_image`` and the byte-size check;
 - ``backends``: the registry (``resizer_for``) and the Pillow and libvips backends.
 """
 
 from __future__ import annotations
 
-from .backends import BACKENDS, backend_name, resizer_for
+from .backends import BACKENDS, backend_name, renderer_for, resizer_for
 from .hashing import HASH_CHUNK_SIZE, file_size, hash_file
 from .rules import EXIF_ORIENTATION, fit_within, keeps_icc_profile, with_jpeg_decode_size
 from .structure import check_jpeg_structure
@@ -24,9 +25,14 @@ from .types import (
     FORMAT_MIME_TYPES,
     PIPELINE_VERSION,
     SPEC_KEY_LENGTH,
+    Encoding,
     ImageInfo,
     ImageProblem,
     JpegLayout,
+    Output,
+    PlannedOutput,
+    Rendered,
+    RenditionPlan,
     ResizeResult,
     ResizeSpec,
 )
@@ -45,9 +51,14 @@ __all__ = [
     "HASH_CHUNK_SIZE",
     "PIPELINE_VERSION",
     "SPEC_KEY_LENGTH",
+    "Encoding",
     "ImageInfo",
     "ImageProblem",
     "JpegLayout",
+    "Output",
+    "PlannedOutput",
+    "Rendered",
+    "RenditionPlan",
     "ResizeResult",
     "ResizeSpec",
     "backend_name",
@@ -59,6 +70,7 @@ __all__ = [
     "hash_file",
     "inspect_image",
     "keeps_icc_profile",
+    "renderer_for",
     "resize_image",
     "resizer_for",
     "sniff_format",

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from PIL import (
+    AvifImagePlugin,  # noqa: F401 - registers the AVIF MIME type
     Image,
     WebPImagePlugin,  # noqa: F401 - registers the WEBP MIME type
 )
@@ -16,10 +17,15 @@ PIPELINE_VERSION = 2
 
 SPEC_KEY_LENGTH = 12
 
-FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# Bumped whenever a change alters the bytes of a rendition (a smaller width or
+# an extra format) but not of the main output: part of every rendition's key.
+RENDITION_VERSION = 1
+
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "AVIF": "avif"}
 
 # Pillow's own names for them: preinit() registers JPEG and PNG, and importing
-# the WebP plugin registers WEBP (whether or not this Pillow can write it).
+# the WebP and AVIF plugins registers WEBP and AVIF (whether or not this Pillow
+# can write them).
 Image.preinit()
 FORMAT_MIME_TYPES = {name: Image.MIME[name] for name in FORMAT_EXTENSIONS}
 
@@ -103,3 +109,123 @@ class ResizeResult:
     width: int
     height: int
     format: str
+
+
+def _short_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()[:SPEC_KEY_LENGTH]
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """An output format and its encoder's options, e.g. ``("AVIF", (("quality", 55), ...))``.
+
+    Options are the encoder's own names: ``quality`` (JPEG, WebP, AVIF),
+    ``speed`` (AVIF, 0-10, higher is faster) and ``method`` (WebP, 0-6,
+    higher is slower and smaller).
+    """
+
+    format: str
+    options: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def token(self) -> str:
+        return self.format + "".join(f":{name}{value}" for name, value in sorted(self.options))
+
+    def option(self, name: str, default: int) -> int:
+        return dict(self.options).get(name, default)
+
+    @property
+    def extension(self) -> str:
+        return FORMAT_EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    """Every output one upload gets: the main output (``main``), a copy at each
+    narrower width in ``widths``, each of those also in every ``formats``
+    encoding, and a placeholder."""
+
+    main: ResizeSpec
+    widths: tuple[int, ...] = ()
+    formats: tuple[Encoding, ...] = ()
+    placeholder: bool = False
+
+    @property
+    def main_encoding(self) -> Encoding:
+        options = (("quality", self.main.quality),) if self.main.format != "PNG" else ()
+        return Encoding(self.main.format, options)
+
+    @property
+    def encodings(self) -> tuple[Encoding, ...]:
+        """The main format first, then the extra ones (one of the main format is dropped)."""
+        extra = tuple(e for e in self.formats if e.format != self.main.format)
+        return (self.main_encoding, *extra)
+
+    @property
+    def key(self) -> str:
+        """A fingerprint of the whole plan: part of the result cache's key."""
+        widths = ",".join(map(str, sorted(set(self.widths), reverse=True)))
+        formats = ",".join(e.token for e in self.formats)
+        return _short_hash(
+            f"r{RENDITION_VERSION}:{self.main.key}:w{widths}:f{formats}:p{int(self.placeholder)}"
+        )
+
+    def outputs(self, main_size: tuple[int, int]) -> list[PlannedOutput]:
+        """Every output for a main output of ``main_size``, larger to smaller, each
+        width's formats together (main format first). Sizes and keys need no pixels."""
+        main_width, main_height = main_size
+        levels = [(main_width, main_height)] + [
+            (width, max(1, round(main_height * width / main_width)))
+            for width in sorted(set(self.widths), reverse=True)
+            if 0 < width < main_width
+        ]
+        planned = []
+        chain: list[int] = []
+        for index, (width, height) in enumerate(levels):
+            if index:
+                chain.append(width)
+            for encoding in self.encodings:
+                if not index and encoding.format == self.main.format:
+                    key = self.main.key  # today's resized file keeps its name
+                else:
+                    derived = ">".join(map(str, chain))
+                    key = _short_hash(
+                        f"r{RENDITION_VERSION}:{self.main.key}:{derived}:{encoding.token}"
+                    )
+                planned.append(PlannedOutput(encoding, width, height, key, level=index))
+        return planned
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    """One output a plan asks for; ``level`` 0 is the main size, 1 the next width down..."""
+
+    encoding: Encoding
+    width: int
+    height: int
+    key: str
+    level: int
+
+    @property
+    def format(self) -> str:
+        return self.encoding.format
+
+
+@dataclass(frozen=True)
+class Output:
+    """One encoded output; ``data`` is None where the caller asked to skip encoding it."""
+
+    planned: PlannedOutput
+    data: bytes | None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What one render of an image gave: its outputs and its placeholder (a ``data:`` URI)."""
+
+    outputs: tuple[Output, ...]
+    placeholder: str = ""
+
+    @property
+    def main(self) -> Output:
+        return self.outputs[0]

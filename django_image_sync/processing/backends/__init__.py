@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
-from ..types import ResizeResult, ResizeSpec
+from ..types import Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
 Resizer = Callable[[IO[bytes], ResizeSpec], ResizeResult]
+Renderer = Callable[[IO[bytes], RenditionPlan, frozenset[str]], Rendered]
 
 # Short names of the backends that ship with the app, and their modules.
 BACKENDS = {
@@ -36,15 +37,26 @@ def resizer_for(backend: str) -> Resizer:
     (see ``docs/settings.md``). Looked up at each call, so a test can replace
     a backend's function.
     """
+    resize: Resizer = _module(backend).resize_image
+    return resize
+
+
+def renderer_for(backend: str) -> Renderer | None:
+    """The ``render(fileobj, plan, skip)`` function of ``backend``, which makes
+    every output of a :class:`RenditionPlan` from one decode; None for a
+    module of a site's own that has only ``resize_image`` (the main output)."""
+    render: Renderer | None = getattr(_module(backend), "render", None)
+    return render
+
+
+def _module(backend: str) -> Any:
     module_name = BACKENDS.get(backend, backend)
     if "." not in module_name:
         raise ValueError(
             f"unknown processing backend {backend!r}; use one of {', '.join(BACKENDS)} "
             "or the dotted path of a module"
         )
-    module = importlib.import_module(module_name)
-    resize: Resizer = module.resize_image
-    return resize
+    return importlib.import_module(module_name)
 
 
-__all__ = ["BACKENDS", "Resizer", "backend_name", "resizer_for"]
+__all__ = ["BACKENDS", "Renderer", "Resizer", "backend_name", "renderer_for", "resizer_for"]

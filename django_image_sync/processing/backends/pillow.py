@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 from typing import IO, Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from PIL.ImageFile import ImageFile
 
+from ..placeholder import BLUR_RADIUS, make_placeholder
 from ..rules import (
     TRANSPOSING_ORIENTATIONS,
     decoded_orientation,
@@ -19,7 +20,7 @@ from ..rules import (
     three_eighths_size,
     to_workable_mode,
 )
-from ..types import ResizeResult, ResizeSpec
+from ..types import Encoding, Output, Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
 
 def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
@@ -48,13 +49,9 @@ def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
     im.draft(im.mode, target)
 
 
-def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
-    """Decode, orient, resize to fit ``spec.box``, convert and encode.
-
-    The output carries no EXIF, XMP or comments (GPS, camera serials, ...); an
-    ICC profile is kept only when the colour space is unchanged, so colours
-    stay right.
-    """
+def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, bytes | None]:
+    """The upright pixels at the main output's size, in a workable mode (L, LA, RGB,
+    RGBA), with the source's mode and ICC profile. The one decode of a render."""
     fileobj.seek(0)
     with open_image(fileobj, None) as source:
         source_mode = source.mode
@@ -84,22 +81,89 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
             # After the reduced decode the factor left is below 8/3; BICUBIC is
             # within 0.1 dB of LANCZOS there at two thirds of the cost.
             im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    # Metadata travels in ``info``; drop all of it: outputs get only the profile.
+    im.info = {}
+    return im, source_mode, icc_profile
 
-    out_format = spec.format
+
+def _encode(
+    im: Image.Image,
+    encoding: Encoding,
+    spec: ResizeSpec,
+    source_mode: str,
+    icc_profile: bytes | None,
+) -> tuple[bytes, Image.Image]:
+    """``im`` encoded as ``encoding`` asks; the pixels encoded are returned too."""
+    out_format = encoding.format
     if out_format == "JPEG":
         im = flatten(im, spec.background)
+    elif im.mode in ("LA", "L") and out_format in ("AVIF", "WEBP"):
+        # Neither encoder takes grey: give them the same grey as RGB(A).
+        im = im.convert("RGBA" if im.mode == "LA" else "RGB")
     keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
-    # Metadata travels in ``info``; drop all of it and pass back only the profile.
-    im.info = {}
     save_args: dict[str, Any] = {}
     if keep_icc:
         save_args["icc_profile"] = icc_profile
-    if out_format in ("JPEG", "WEBP"):
-        save_args["quality"] = spec.quality
+    if out_format in ("JPEG", "WEBP", "AVIF"):
+        save_args["quality"] = encoding.option("quality", spec.quality)
     if out_format == "PNG":
         save_args["optimize"] = False
+    if out_format == "WEBP":
+        save_args["method"] = encoding.option("method", 4)
+    if out_format == "AVIF":
+        save_args["speed"] = encoding.option("speed", 6)
+        # One thread, as the libvips backend: a prefork worker runs one process
+        # per core, and more threads per process would compete for the same cores.
+        save_args["max_threads"] = 1
     buffer = io.BytesIO()
     im.save(buffer, format=out_format, **save_args)
+    return buffer.getvalue(), im
+
+
+def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = frozenset()) -> Rendered:
+    """Decode once and make every output of ``plan``, larger to smaller.
+
+    The main output as :func:`resize_image` makes it; each narrower width
+    resampled from the next larger one; every format encoded from the same
+    pixels. Outputs whose key is in ``skip`` are not encoded (their ``data``
+    is None): the caller already has them. The outputs carry no EXIF, XMP or
+    comments; an ICC profile is kept only where the colour space is unchanged.
+    """
+    spec = plan.main
+    im, source_mode, icc_profile = _decode(fileobj, spec)
+    outputs = []
+    level = im
+    for planned in plan.outputs(im.size):
+        if (planned.width, planned.height) != level.size:
+            # LANCZOS from the next larger width: a factor of 3 at most.
+            level = level.resize((planned.width, planned.height), Image.Resampling.LANCZOS)
+        data = None
+        if planned.key not in skip:
+            data, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
+        outputs.append(Output(planned, data))
+    placeholder = ""
+    if plan.placeholder:
+        smallest = level
+
+        def encode(size: tuple[int, int], quality: int) -> bytes:
+            small = smallest.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+            small = small.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+            data, _ = _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)
+            return data
+
+        placeholder = make_placeholder(level.size, encode)
+    return Rendered(tuple(outputs), placeholder)
+
+
+def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
+    """Decode, orient, resize to fit ``spec.box``, convert and encode: the main output alone.
+
+    The output carries no EXIF, XMP or comments (GPS, camera serials, ...); an
+    ICC profile is kept only when the colour space is unchanged, so colours
+    stay right.
+    """
+    im, source_mode, icc_profile = _decode(fileobj, spec)
+    data, encoded = _encode(im, RenditionPlan(spec).main_encoding, spec, source_mode, icc_profile)
     return ResizeResult(
-        data=buffer.getvalue(), width=im.size[0], height=im.size[1], format=out_format
+        data=data, width=encoded.size[0], height=encoded.size[1], format=spec.format
     )

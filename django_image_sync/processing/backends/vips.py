@@ -29,6 +29,7 @@ from typing import IO, Any
 import pyvips
 from PIL import Image
 
+from ..placeholder import BLUR_RADIUS, make_placeholder
 from ..rules import (
     TRANSPOSING_ORIENTATIONS,
     exif_orientation,
@@ -39,7 +40,7 @@ from ..rules import (
     to_workable_mode,
 )
 from ..structure import png_exif_chunks
-from ..types import ResizeResult, ResizeSpec
+from ..types import Encoding, Output, Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(1)
@@ -110,17 +111,10 @@ def _workable_mode(source: Image.Image) -> str:
     return to_workable_mode(probe).mode
 
 
-def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
-    """Decode, orient, resize to fit ``spec.box``, convert and encode, with libvips.
-
-    Same contract as :func:`django_image_sync.processing.resize_image`.
-    Raises :class:`pyvips.Error` for data libvips cannot decode, Pillow's
-    errors for a header it cannot read, and ``ValueError`` for anything but a
-    JPEG or PNG.
-    """
-    fileobj.seek(0)
-    data = fileobj.read()
-
+def _thumbnail(data: bytes, spec: ResizeSpec) -> tuple[Any, str, bytes | None]:
+    """The upright pixels at the main output's size in the Pillow backend's workable
+    mode, rendered to memory (so every output reuses them: one decode), with the
+    source's Pillow mode and ICC profile."""
     # The header, read by Pillow as in the Pillow backend (no pixel is decoded):
     # the same orientation, mode and profile decide the output of both backends.
     with open_image(io.BytesIO(data), None) as source:
@@ -165,8 +159,14 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
         image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
         image = image.autorot()
     image = _to_mode(image, mode)
+    return image, source_mode, icc_profile
 
-    out_format = spec.format
+
+def _encode(
+    image: Any, encoding: Encoding, spec: ResizeSpec, source_mode: str, icc_profile: bytes | None
+) -> tuple[bytes, Any]:
+    """``image`` encoded as ``encoding`` asks; the pixels encoded are returned too."""
+    out_format = encoding.format
     if out_format == "JPEG" and image.hasalpha():
         background: list[float] = list(spec.background)
         if image.bands == 2:
@@ -174,6 +174,9 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
             red, green, blue = spec.background
             background = [round(0.299 * red + 0.587 * green + 0.114 * blue)]
         image = image.flatten(background=background)
+    elif out_format in ("AVIF", "WEBP") and _mode_of(image).startswith("L"):
+        # As in the Pillow backend: grey goes to these encoders as RGB(A).
+        image = image.colourspace("srgb")
     out_mode = _mode_of(image)
 
     keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, out_mode)
@@ -183,17 +186,75 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
     # keep: nothing but the profile (no EXIF, XMP, IPTC, comments).
     keep = "icc" if keep_icc else "none"
+    quality = encoding.option("quality", spec.quality)
     if out_format == "JPEG":
         # Pillow's JPEG defaults: 4:2:0 at every quality (libvips would stop
         # subsampling at Q >= 90), baseline, standard Huffman tables.
-        output = image.jpegsave_buffer(Q=spec.quality, keep=keep, subsample_mode="on")
+        output = image.jpegsave_buffer(Q=quality, keep=keep, subsample_mode="on")
     elif out_format == "PNG":
         output = image.pngsave_buffer(keep=keep, compression=6)
     elif out_format == "WEBP":
-        output = image.webpsave_buffer(Q=spec.quality, keep=keep)
+        output = image.webpsave_buffer(Q=quality, keep=keep, effort=encoding.option("method", 4))
+    elif out_format == "AVIF":
+        # libvips' effort runs the other way from libavif's speed (0-9 against 10-0).
+        effort = max(0, min(9, 9 - encoding.option("speed", 6)))
+        output = image.heifsave_buffer(
+            Q=quality, compression="av1", effort=effort, keep=keep, subsample_mode="auto"
+        )
     else:
         raise ValueError(f"unsupported output format {out_format!r}")
-    return ResizeResult(data=output, width=image.width, height=image.height, format=out_format)
+    return output, image
 
 
-__all__ = ["resize_image"]
+def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = frozenset()) -> Rendered:
+    """Same contract as the Pillow backend's ``render``, with libvips.
+
+    The main size is rendered to memory once; each narrower width is resampled
+    from the next larger one (lanczos3) and every format is encoded from it.
+    """
+    fileobj.seek(0)
+    spec = plan.main
+    level, source_mode, icc_profile = _thumbnail(fileobj.read(), spec)
+    level = level.copy_memory()
+    outputs = []
+    for planned in plan.outputs((level.width, level.height)):
+        if (planned.width, planned.height) != (level.width, level.height):
+            level = level.resize(
+                planned.width / level.width, vscale=planned.height / level.height, kernel="lanczos3"
+            ).copy_memory()
+        data = None
+        if planned.key not in skip:
+            data, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
+        outputs.append(Output(planned, data))
+    placeholder = ""
+    if plan.placeholder:
+        smallest = level
+
+        def encode(size: tuple[int, int], quality: int) -> bytes:
+            small = smallest.resize(
+                size[0] / smallest.width, vscale=size[1] / smallest.height, kernel="linear"
+            ).gaussblur(BLUR_RADIUS)
+            data, _ = _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)
+            return data
+
+        placeholder = make_placeholder((level.width, level.height), encode)
+    return Rendered(tuple(outputs), placeholder)
+
+
+def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
+    """Decode, orient, resize to fit ``spec.box``, convert and encode, with libvips.
+
+    Same contract as :func:`django_image_sync.processing.resize_image`.
+    Raises :class:`pyvips.Error` for data libvips cannot decode, Pillow's
+    errors for a header it cannot read, and ``ValueError`` for anything but a
+    JPEG or PNG.
+    """
+    fileobj.seek(0)
+    image, source_mode, icc_profile = _thumbnail(fileobj.read(), spec)
+    output, encoded = _encode(
+        image, RenditionPlan(spec).main_encoding, spec, source_mode, icc_profile
+    )
+    return ResizeResult(data=output, width=encoded.width, height=encoded.height, format=spec.format)
+
+
+__all__ = ["render", "resize_image"]
