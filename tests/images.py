@@ -162,3 +162,40 @@ def progressive_jpeg(size: tuple[int, int], scans: int, *, mode: str = "RGB") ->
         raise ValueError(f"a progressive JPEG of this kind has at least {written} scans")
     last_scan = data[starts[-1] : data.rindex(b"\xff\xd9")]
     return data[: data.rindex(b"\xff\xd9")] + last_scan * (scans - written) + b"\xff\xd9"
+
+
+def png_from_samples(
+    width: int,
+    height: int,
+    samples: list[int],
+    *,
+    colour_type: int,
+    depth: int,
+    trns: bytes | None = None,
+    palette: bytes | None = None,
+) -> bytes:
+    """A PNG of exactly these samples (row-major, every channel), any bit depth and
+    colour type, with an optional tRNS chunk: the kinds Pillow opens in other modes."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour_type]
+    per_row = width * channels
+    rows = []
+    for y in range(height):
+        row = samples[y * per_row : (y + 1) * per_row]
+        if depth == 16:
+            packed = b"".join(struct.pack(">H", value) for value in row)
+        elif depth == 8:
+            packed = bytes(row)
+        else:
+            bits = "".join(format(value, f"0{depth}b") for value in row)
+            bits += "0" * (-len(bits) % 8)
+            packed = int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+        rows.append(b"\x00" + packed)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    chunks = [png_chunk(b"IHDR", header)]
+    if palette is not None:
+        chunks.append(png_chunk(b"PLTE", palette))
+    if trns is not None:
+        chunks.append(png_chunk(b"tRNS", trns))
+    chunks.append(png_chunk(b"IDAT", zlib.compress(b"".join(rows), 9)))
+    chunks.append(png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)

@@ -124,6 +124,10 @@ def pillow_memory(layout: SourceLayout) -> int:
     conversion = _PILLOW_CONVERSION_BYTES.get(mode, 4)
     if mode in ("L", "RGB") and layout.transparency:
         conversion = 4  # a tRNS colour becomes an alpha channel
+    elif layout.transparency and mode in ("1", "I", "I;16", "I;16B", "I;16L"):
+        # A grey tRNS key at 1 or 16 bits: an alpha mask made beside the grey
+        # copy (to_workable_mode), from 32-bit integers for 16-bit samples.
+        conversion += 13 if mode != "1" else 6
     alpha = _has_alpha(layout)
     # What resize() works on: 8-bit grey (1 B/px) or RGB(A)/LA (4 B/px).
     workable = 4 if alpha or mode not in _GREY_MODES else 1

@@ -7,7 +7,7 @@ import dataclasses
 import warnings
 from typing import IO, Any
 
-from PIL import Image
+from PIL import Image, ImageMath
 from PIL.ImageFile import ImageFile
 
 from . import costs
@@ -86,8 +86,23 @@ def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
 
 
 def to_workable_mode(im: Image.Image) -> Image.Image:
-    """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency."""
+    """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency.
+
+    Transparency is what a browser shows: an alpha channel, a palette's alpha,
+    or a PNG tRNS colour key at any bit depth (``tests/test_colour_modes.py``
+    checks every kind against the colours a browser composites).
+    """
     mode = im.mode
+    key = im.info.get("transparency")
+    if key is not None and (mode in ("1", "I") or mode.startswith("I;16")):
+        # A grey colour key on 1- or 16-bit samples: Pillow's conversions drop
+        # it, so the alpha channel is made here from the samples themselves.
+        return _keyed_grey(im, key)
+    if mode == "RGB" and isinstance(key, tuple) and max(key) > 255:
+        # A 16-bit RGB image comes out of Pillow's decoder with 8-bit samples
+        # (the high bytes) but its tRNS key in 16 bits: compare like with like.
+        # A pixel differing from the key only in a low byte counts as the key.
+        im.info["transparency"] = tuple(value >> 8 for value in key)
     if mode in ("L", "RGB") and "transparency" in im.info:
         # A single transparent colour (PNG tRNS) becomes a real alpha channel.
         return im.convert("RGBA")
@@ -111,6 +126,25 @@ def to_workable_mode(im: Image.Image) -> Image.Image:
     if "transparency" in im.info:
         return im.convert("RGBA")
     return im.convert("RGB")
+
+
+def _keyed_grey(im: Image.Image, key: Any) -> Image.Image:
+    """An LA image from a 1-bit or 16-bit grey image with a tRNS key ``key``."""
+    del im.info["transparency"]
+    grey = to_workable_mode(im)
+    if not isinstance(key, int):
+        return grey
+    if im.mode == "1":
+        # 8-bit grey holds 0 and 255 for the PNG's 0 and 1: a lookup table will do.
+        alpha = grey.point(lambda value: 0 if value == key * 255 else 255)
+    else:
+        # 16-bit samples: compared as 32-bit integers (see costs.pillow_memory).
+        samples = im if im.mode == "I" else im.convert("I")
+        matches = ImageMath.lambda_eval(lambda args: (args["v"] != key) * 255, v=samples)
+        alpha = matches.convert("L")  # type: ignore[union-attr]
+    grey_alpha = grey.convert("LA")
+    grey_alpha.putalpha(alpha)
+    return grey_alpha
 
 
 def flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
