@@ -141,7 +141,7 @@ def _keyed_grey(im: Image.Image, key: Any) -> Image.Image:
         # 16-bit samples: compared as 32-bit integers (see costs.pillow_memory).
         samples = im if im.mode == "I" else im.convert("I")
         matches = ImageMath.lambda_eval(lambda args: (args["v"] != key) * 255, v=samples)
-        alpha = matches.convert("L")  # type: ignore[union-attr]
+        alpha = matches.convert("L")
     grey_alpha = grey.convert("LA")
     grey_alpha.putalpha(alpha)
     return grey_alpha
