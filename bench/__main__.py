@@ -1,7 +1,9 @@
-"""Run the benchmark: ``python -m bench [--quick] [--only PARTS]`` (or ``bench/run``).
+"""Run the benchmark: ``python -m bench [--quick] [--only PARTS] [--sweep]`` (or ``bench/run``).
 
 Prints the machine, one row per resize method and image, the request-path,
 rendering and worker measurements, and the goals of issue 4 with PASS/MISS.
+The renditions part (``--only renditions``, see ``bench/renditions.py``) is not
+in the default set: it prints its own tables and goals.
 Every ratio compares measurements taken in this same run on the same files.
 """
 
@@ -19,7 +21,8 @@ from bench import report
 from bench.images import corpus_images, generated_images
 from bench.methods import METHODS, RECOMMENDED
 
-PARTS = ("resize", "upload", "gallery", "workers")
+PARTS = ("resize", "upload", "gallery", "workers", "renditions")
+DEFAULT_PARTS = ("resize", "upload", "gallery", "workers")
 BASELINES = ["naive", "pyvips", "ours", "ours-vips"]
 
 
@@ -73,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and methods")
     parser.add_argument(
-        "--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}"
+        "--only",
+        default=",".join(DEFAULT_PARTS),
+        help=f"comma-separated parts of {','.join(PARTS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="renditions: also sweep AVIF/WebP settings (slow)"
     )
     parser.add_argument("--no-corpus", action="store_true", help="skip ../shared/corpus")
     parser.add_argument("--methods", help="comma-separated resize methods (default: by mode)")
@@ -88,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    if args.sweep and "renditions" not in parts:
+        parts.append("renditions")
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
@@ -133,7 +143,20 @@ def main(argv: list[str] | None = None) -> int:
             workdir=workdir,
         )
 
-    web_parts = [p for p in parts if p != "resize"]
+    if "renditions" in parts:
+        from bench import renditions
+
+        note("renditions: worker cost, bytes and quality of each width and format")
+        results.renditions = renditions.measure(
+            workdir,
+            quick=quick,
+            corpus=not args.no_corpus,
+            sweep=args.sweep,
+            repeats=args.repeats,
+            note=note,
+        )
+
+    web_parts = [p for p in parts if p not in ("resize", "renditions")]
     if web_parts:
         from bench import web
 

@@ -18,6 +18,7 @@ class Results:
     upload: dict[str, Any] | None = None
     gallery: dict[str, Any] | None = None
     workers: dict[str, Any] | None = None
+    renditions: Any = None  # bench.renditions.Renditions
 
 
 @dataclass
@@ -379,6 +380,11 @@ def render(info: dict[str, str], results: Results) -> str:
         text, more = workers_section(results.workers)
         out += ["", "Worker scaling (Celery prefork, Redis broker, PostgreSQL):", "", text]
         goals += more
+    if results.renditions is not None:
+        from bench import renditions
+
+        out += ["", "Renditions (bench/renditions.py):", ""]
+        out.append(renditions.render_text(results.renditions))
     if goals:
         rows = [
             [

@@ -50,6 +50,7 @@ class UploadedImageAdmin(admin.ModelAdmin):
         "size",
         "resized_width",
         "resized_height",
+        "renditions_summary",
         "created",
         "updated",
     )
@@ -57,12 +58,19 @@ class UploadedImageAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("preview"))
     def thumbnail(self, obj: UploadedImage) -> str:
-        url = obj.resized_url
+        # The smallest file in the main format: every browser shows it.
+        outputs = [o for o in obj.outputs if o.format == obj.outputs[0].format]
+        url = min(outputs, key=lambda o: o.width).url if outputs else obj.resized_url
         if not url:
             return "—"
         return format_html(
             '<img src="{}" alt="" loading="lazy" style="max-width:120px;max-height:80px">', url
         )
+
+    @admin.display(description=_("renditions"))
+    def renditions_summary(self, obj: UploadedImage) -> str:
+        summary = (f"{o.format} {o.width}x{o.height} ({o.size:,} B)" for o in obj.outputs)
+        return ", ".join(summary) or "—"
 
     @admin.display(description=_("size"))
     def dimensions(self, obj: UploadedImage) -> str:

@@ -58,9 +58,38 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JPEG_SCANS": 100,
     # Seconds a worker may spend on one image before it is marked failed.
     "PROCESSING_TIME_LIMIT": 120,
+    # Besides the main output, a copy at each of these widths narrower than it
+    # (same aspect ratio, never upscaled); () for none.
+    "RENDITION_WIDTHS": (480, 960, 1440),
+    # Extra formats, each made at the main size and every rendition width,
+    # beside OUTPUT_FORMAT; () for none. "AVIF", "WEBP" (and "JPEG", "PNG").
+    "RENDITION_FORMATS": ("AVIF", "WEBP"),
+    # Encoder options per extra format, merged over FORMAT_OPTION_DEFAULTS:
+    # AVIF quality (0-100) and speed (0-10, higher is faster), WEBP quality
+    # (0-100) and method (0-6, higher is slower and smaller).
+    "FORMAT_OPTIONS": {},
+    # A tiny blurred preview of each image, stored in its row as a data: URI.
+    "PLACEHOLDER": True,
+}
+
+# Chosen by measurement (docs/performance.md, "Renditions"): the lowest bytes
+# at an SSIM no worse than the JPEG's, at a speed a worker can afford.
+FORMAT_OPTION_DEFAULTS: dict[str, dict[str, int]] = {
+    "AVIF": {"quality": 60, "speed": 9},
+    "WEBP": {"quality": 80, "method": 2},
+    "JPEG": {"quality": 85},
+    "PNG": {},
+}
+# The options each format takes, with their bounds.
+FORMAT_OPTION_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "AVIF": {"quality": (0, 100), "speed": (0, 10)},
+    "WEBP": {"quality": (0, 100), "method": (0, 6)},
+    "JPEG": {"quality": (1, 100)},
+    "PNG": {},
 }
 
 OUTPUT_FORMATS = ("JPEG", "PNG", "WEBP")
+RENDITION_FORMATS = ("AVIF", "WEBP", "JPEG", "PNG")
 SUPPORTED_INPUT_FORMATS = ("JPEG", "PNG")
 DEDUP_SCOPES = ("owner", "global")
 
@@ -101,6 +130,42 @@ def resize_spec() -> processing.ResizeSpec:
         quality=int(get("QUALITY")),
         background=(int(background[0]), int(background[1]), int(background[2])),
         backend=processing.backend_name(str(get("BACKEND"))),
+    )
+
+
+def format_options(format_name: str) -> dict[str, int]:
+    """The encoder options of an extra format: the defaults, then the site's."""
+    options = dict(FORMAT_OPTION_DEFAULTS.get(format_name, {}))
+    site = get("FORMAT_OPTIONS")
+    if isinstance(site, dict):
+        chosen = site.get(format_name) or site.get(format_name.lower()) or {}
+        options.update({str(k): int(v) for k, v in dict(chosen).items()})
+    return options
+
+
+def output_plan() -> processing.RenditionPlan:
+    """Every output the settings ask for now (see ``processing.RenditionPlan``).
+
+    A backend of the site's own with only ``resize_image`` (no ``render``)
+    makes the main output alone, so the plan holds that alone.
+    """
+    spec = resize_spec()
+    try:
+        can_render = processing.renderer_for(spec.backend) is not None
+    except (ImportError, OSError, ValueError):
+        can_render = True  # the worker reports the backend; check E011 explains it
+    if not can_render:
+        return processing.RenditionPlan(spec)
+    formats = []
+    for name in get("RENDITION_FORMATS") or ():
+        format_name = str(name).upper()
+        options = tuple(sorted(format_options(format_name).items()))
+        formats.append(processing.Encoding(format_name, options))
+    return processing.RenditionPlan(
+        main=spec,
+        widths=tuple(int(width) for width in get("RENDITION_WIDTHS") or ()),
+        formats=tuple(formats),
+        placeholder=bool(get("PLACEHOLDER")),
     )
 
 

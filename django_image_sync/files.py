@@ -14,7 +14,7 @@ from django.core.files import File
 from django.db.models import Q
 
 from . import results
-from .models import UploadedImage
+from .models import UploadedImage, name_sha256
 from .storage import image_storage
 
 logger = logging.getLogger("django_image_sync")
@@ -118,7 +118,24 @@ def delete_quietly(name: str) -> None:
 
 
 def is_referenced(name: str) -> bool:
-    return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
+    """Whether any row refers to ``name``: as its original, main output or a rendition.
+
+    Names of the app start with the content's SHA-256, so only the rows of
+    that content are read (one indexed query); renditions are looked up in
+    Python, which works the same on every database's JSON.
+    """
+    sha256 = name_sha256(name)
+    if sha256 is None:
+        return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
+    rows = UploadedImage.objects.filter(sha256=sha256).values_list(
+        "original", "resized", "renditions"
+    )
+    for original, resized, renditions in rows:
+        if name in (original, resized) or any(
+            isinstance(entry, dict) and entry.get("name") == name for entry in renditions or ()
+        ):
+            return True
+    return False
 
 
 def delete_unreferenced(names: Iterable[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
-from .processing import SPEC_KEY_LENGTH
+from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan
 from .storage import get_storage
 
 
@@ -63,6 +64,28 @@ def original_name(sha256: str, extension: str) -> str:
 def resized_name(sha256: str, spec_key: str, extension: str) -> str:
     """Storage name of a resized file: the content hash plus the resize settings."""
     return f"{_hashed_dir(sha256).format(kind='resized')}/{sha256}-{spec_key}.{extension}"
+
+
+def output_entries(
+    sha256: str, plan: RenditionPlan, main_size: tuple[int, int]
+) -> list[dict[str, Any]]:
+    """The outputs ``plan`` asks for, as the row records them (without ``size``),
+    for a main output of ``main_size``: known before any pixel is decoded."""
+    return [
+        {
+            "format": planned.format,
+            "width": planned.width,
+            "height": planned.height,
+            "name": resized_name(sha256, planned.key, planned.encoding.extension),
+        }
+        for planned in plan.outputs(main_size)
+    ]
+
+
+def name_sha256(name: str) -> str | None:
+    """The content hash a stored name of the app starts with, else None."""
+    stem = posixpath.basename(name).split(".", 1)[0].split("-", 1)[0]
+    return stem if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) else None
 
 
 def resized_name_parts(name: str) -> tuple[str, str] | None:
@@ -121,6 +144,19 @@ class UploadedImage(models.Model):
     size = models.PositiveBigIntegerField(_("size in bytes"))
     resized_width = models.PositiveIntegerField(_("resized width"), null=True, blank=True)
     resized_height = models.PositiveIntegerField(_("resized height"), null=True, blank=True)
+    renditions = models.JSONField(
+        _("renditions"),
+        default=list,
+        blank=True,
+        editable=False,
+        help_text=_("Every stored output, the main one first: format, width, height, name, size."),
+    )
+    placeholder = models.TextField(
+        _("placeholder"),
+        blank=True,
+        editable=False,
+        help_text=_("A tiny blurred preview as a data: URI, shown while the image loads."),
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -145,7 +181,12 @@ class UploadedImage(models.Model):
                 fields=("scope", "sha256"), name="image_sync_unique_content_in_scope"
             ),
         )
-        indexes = (models.Index(fields=("status", "updated"), name="image_sync_status_updated"),)
+        indexes = (
+            models.Index(fields=("status", "updated"), name="image_sync_status_updated"),
+            # Every row of one content: twins, and whether a stored file is
+            # still referenced (files.is_referenced).
+            models.Index(fields=("sha256",), name="image_sync_sha256"),
+        )
 
     def __str__(self) -> str:
         return self.original_name or f"image {self.pk}"
@@ -158,3 +199,61 @@ class UploadedImage(models.Model):
     def resized_url(self) -> str | None:
         """URL of the resized file once processed, else None. No storage I/O."""
         return self.resized.url if self.is_done else None
+
+    @property
+    def outputs(self) -> list[Rendition]:
+        """The stored outputs (renditions), main one first; empty until done."""
+        if not self.is_done:
+            return []
+        return [Rendition.from_entry(entry) for entry in self.renditions or ()]
+
+    def stored_names(self) -> list[str]:
+        """Every file this row refers to: the original, the main output, the renditions."""
+        return [name for name in [str(self.original.name or ""), *self.output_names()] if name]
+
+    def output_names(self) -> list[str]:
+        """The files made from the original: the main output and the renditions."""
+        names = [str(self.resized.name or "")]
+        names += [str(entry.get("name") or "") for entry in self.renditions or ()]
+        return [name for name in dict.fromkeys(names) if name]
+
+    def is_current(self, plan: RenditionPlan) -> bool:
+        """Whether the row is done with exactly the outputs ``plan`` asks for."""
+        main = resized_name(self.sha256, plan.main.key, plan.main.extension)
+        if self.status != Status.DONE or self.resized.name != main or not self.resized_width:
+            return False
+        expected = output_entries(self.sha256, plan, (self.resized_width, self.resized_height or 0))
+        have = [entry.get("name") for entry in self.renditions or ()]
+        return have == [entry["name"] for entry in expected] and (
+            bool(self.placeholder) == plan.placeholder
+        )
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One stored output of an image, read from the row (no storage I/O but ``url``)."""
+
+    format: str
+    width: int
+    height: int
+    name: str
+    size: int
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> Rendition:
+        return cls(
+            format=str(entry["format"]),
+            width=int(entry["width"]),
+            height=int(entry["height"]),
+            name=str(entry["name"]),
+            size=int(entry.get("size") or 0),
+        )
+
+    @property
+    def url(self) -> str:
+        """The storage's URL for the file: string work for local and S3 storages."""
+        return str(get_storage().url(self.name))
+
+    @property
+    def mime_type(self) -> str:
+        return FORMAT_MIME_TYPES[self.format]

@@ -25,5 +25,5 @@ def dispatch_new_image(
 
 def delete_files(sender: type[UploadedImage], instance: UploadedImage, **kwargs: Any) -> None:
     """Remove a deleted row's files once the deletion commits, unless still shared."""
-    names = [str(instance.original.name or ""), str(instance.resized.name or "")]
+    names = instance.stored_names()
     transaction.on_commit(partial(files.delete_unreferenced, names), robust=True)

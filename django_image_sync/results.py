@@ -9,7 +9,7 @@ from typing import Any
 from django.core.cache import caches
 
 from . import conf, processing
-from .models import Status, UploadedImage, resized_name_parts
+from .models import Status, UploadedImage, resized_name, resized_name_parts
 
 logger = logging.getLogger("django_image_sync")
 
@@ -43,17 +43,40 @@ def forget(key: str) -> None:
         logger.warning("django-image-sync: cache delete failed for %s", key, exc_info=True)
 
 
-def known_result(image: UploadedImage, name: str) -> dict[str, Any] | None:
-    """A result another row already has for the same content and settings."""
-    twin = (
-        UploadedImage.objects.filter(sha256=image.sha256, resized=name, status=Status.DONE)
-        .exclude(pk=image.pk)
-        .values("resized_width", "resized_height")
-        .first()
-    )
-    if twin is None:
+def cached_result(key: str, plan: processing.RenditionPlan) -> dict[str, Any] | None:
+    """The cached result for ``key`` if it holds every output ``plan`` asks for.
+
+    One entry per content and main output settings; it records the plan it
+    was made for, so a result of other rendition settings is not reused.
+    """
+    value = cached(key)
+    if value is None or value.get("plan") != plan.key or "renditions" not in value:
         return None
-    return {"name": name, "width": twin["resized_width"], "height": twin["resized_height"]}
+    return value
+
+
+def known_result(image: UploadedImage, plan: processing.RenditionPlan) -> dict[str, Any] | None:
+    """A result another row already has for the same content and settings."""
+    main = resized_name(image.sha256, plan.main.key, plan.main.extension)
+    twins = UploadedImage.objects.filter(
+        sha256=image.sha256, resized=main, status=Status.DONE
+    ).exclude(pk=image.pk)[:5]
+    for twin in twins:
+        if twin.is_current(plan):
+            return result_of(twin, plan)
+    return None
+
+
+def result_of(image: UploadedImage, plan: processing.RenditionPlan) -> dict[str, Any]:
+    """A done row's outputs as a result (what the cache holds)."""
+    return {
+        "plan": plan.key,
+        "name": str(image.resized.name),
+        "width": image.resized_width,
+        "height": image.resized_height,
+        "renditions": list(image.renditions),
+        "placeholder": image.placeholder,
+    }
 
 
 def forget_file(name: str) -> None:

@@ -52,6 +52,17 @@ def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
         "resized_height": image.resized_height,
         "original_url": image.original.url if image.original else None,
         "resized_url": image.resized_url,
+        "renditions": [
+            {
+                "format": output.format,
+                "width": output.width,
+                "height": output.height,
+                "url": output.url,
+                "size": output.size,
+            }
+            for output in image.outputs
+        ],
+        "placeholder": (image.placeholder or None) if image.is_done else None,
         "error": image.error,
         "created": image.created.isoformat(),
     }

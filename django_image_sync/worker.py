@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
+from django.utils import timezone
 
 from . import conf, files, processing, results
 from .files import TransientError
@@ -40,9 +42,9 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     """Run the worker path for one image. Returns the image's status afterwards.
 
     Idempotent: a done or failed image is left alone. A result cached for the
-    same content and settings is reused without resizing. ``force`` skips the
-    cache and writes the resized file again (used by "reprocess").
-    Raises :class:`TransientError` for failures worth a retry.
+    same content and settings (or held by a twin row) is reused without
+    decoding. ``force`` skips both and writes every output again (used by
+    "reprocess"). Raises :class:`TransientError` for failures worth a retry.
     """
     image = claim(image_id)
     if image is None:
@@ -51,70 +53,208 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     if image.attempts > max_attempts:
         return fail_image(image_id, f"gave up after {max_attempts} attempts")
 
-    spec = conf.resize_spec()
-    name = resized_name(image.sha256, spec.key, spec.extension)
-    key = results.result_cache_key(image.sha256, spec)
-    result = None if force else (results.cached(key) or results.known_result(image, name))
-    if result is not None and not files.still_stored(result["name"]):
-        # The cache (or a row) outlived the file: a deletion whose cache
-        # clean-up failed, or a per-process cache. Resize again.
-        results.forget(key)
-        result = None
+    plan = conf.output_plan()
+    key = results.result_cache_key(image.sha256, plan.main)
+    result = None if force else _known(image, plan, key)
     if result is None:
-        try:
-            with image_storage.open(str(image.original.name), "rb") as fh:
-                data = fh.read()
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception as exc:
-            raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
-        too_costly = _over_budget(data, spec)
-        if too_costly is not None:
-            return fail_image(image_id, f"{image.original_name}: {too_costly}")
-        try:
-            resize = processing.resizer_for(spec.backend)
-        except (ImportError, OSError) as exc:
-            # pyvips or libvips missing on this worker: the image is fine and
-            # can be resized once they are installed (check E011 says how).
-            raise TransientError(f"the {spec.backend} backend cannot be loaded: {exc}") from exc
-        try:
-            output = resize(io.BytesIO(data), spec)
-        except SoftTimeLimitExceeded:
-            raise  # the task marks the image failed (PROCESSING_TIME_LIMIT)
-        except Exception as exc:
-            # The bytes passed validation but cannot be processed: retrying
-            # the same bytes cannot help.
-            return fail_image(image_id, f"the image cannot be processed: {exc}")
-        try:
-            if force and image_storage.exists(name):
-                image_storage.delete(name)
-            if image.attempts > 1:
-                # An earlier attempt may have been killed while writing.
-                files.remove_incoming(name)
-            files.write_once(name, ContentFile(output.data), len(output.data))
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception as exc:
-            raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
-        result = {"name": name, "width": output.width, "height": output.height}
+        made = _render_and_store(image, plan, force=force)
+        if isinstance(made, str):
+            return fail_image(image_id, made)
+        result = made
         results.remember(key, result)
 
-    moved = UploadedImage.objects.transition(
+    moved = UploadedImage.objects.transition(image_id, Status.DONE, error="", **_fields(result))
+    if not moved:
+        # Deleted or started over meanwhile: keep only what a row refers to.
+        files.delete_unreferenced(_names(result))
+        return "skipped"
+    # A reprocessed row's outputs of earlier settings, unless another row has them.
+    files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
+    logger.info(
+        "django-image-sync: image %s done (%sx%s, %s outputs)",
         image_id,
-        Status.DONE,
-        resized=result["name"],
-        resized_width=result["width"],
-        resized_height=result["height"],
-        error="",
+        result["width"],
+        result["height"],
+        len(result["renditions"]),
     )
-    if moved:
-        logger.info(
-            "django-image-sync: image %s done (%sx%s)", image_id, result["width"], result["height"]
-        )
-        image.refresh_from_db()
-        image_processed.send(sender=UploadedImage, image=image)
-        return Status.DONE
-    return "skipped"
+    image.refresh_from_db()
+    image_processed.send(sender=UploadedImage, image=image)
+    return Status.DONE
+
+
+def refresh_outputs(image_id: int) -> str:
+    """Bring a done image's outputs up to the current settings (the backfill's task).
+
+    The row keeps serving its old outputs until the new ones are written;
+    then it is switched to them in one conditional UPDATE, and the files no
+    row refers to any more are deleted. Outputs the row already has under
+    the same names are not encoded again. Returns "done", "current" (nothing
+    to do) or "skipped" (the row changed or went away meanwhile).
+    """
+    image = UploadedImage.objects.filter(pk=image_id, status=Status.DONE).first()
+    if image is None:
+        return "skipped"
+    plan = conf.output_plan()
+    if image.is_current(plan):
+        return "current"
+    key = results.result_cache_key(image.sha256, plan.main)
+    result = _known(image, plan, key)
+    if result is None:
+        made = _render_and_store(image, plan, force=False)
+        if isinstance(made, str):
+            # The settings now ask for more than this image may cost (a
+            # lowered budget): it keeps its current outputs.
+            logger.warning("django-image-sync: image %s not refreshed: %s", image_id, made)
+            return "skipped"
+        result = made
+        results.remember(key, result)
+    old = set(image.output_names())
+    moved = UploadedImage.objects.filter(
+        pk=image_id, status=Status.DONE, updated=image.updated
+    ).update(updated=timezone.now(), **_fields(result))
+    if not moved:
+        files.delete_unreferenced(_names(result))
+        return "skipped"
+    files.delete_unreferenced(sorted(old - set(_names(result))))
+    logger.info("django-image-sync: image %s refreshed to the current settings", image_id)
+    return Status.DONE
+
+
+def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> dict[str, Any] | None:
+    """A result made before for the same content and settings, whose files are still there."""
+    result = results.cached_result(key, plan) or results.known_result(image, plan)
+    if result is not None and not files.still_stored(result["name"]):
+        # The cache (or a row) outlived the file: a deletion whose cache
+        # clean-up failed, or a per-process cache. Make the outputs again.
+        results.forget(key)
+        return None
+    return result
+
+
+def _render_and_store(
+    image: UploadedImage, plan: processing.RenditionPlan, *, force: bool
+) -> dict[str, Any] | str:
+    """Read the original once, make every output of ``plan`` and store each once.
+
+    Returns the result, or a message saying why the image cannot be processed.
+    Outputs the row already has under the same name are not encoded again.
+    """
+    try:
+        with image_storage.open(str(image.original.name), "rb") as fh:
+            data = fh.read()
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
+    too_costly = _over_budget(data, plan.main)
+    if too_costly is not None:
+        return f"{image.original_name}: {too_costly}"
+    try:
+        render = processing.renderer_for(plan.main.backend)
+    except (ImportError, OSError) as exc:
+        # pyvips or libvips missing on this worker: the image is fine and
+        # can be resized once they are installed (check E011 says how).
+        raise TransientError(f"the {plan.main.backend} backend cannot be loaded: {exc}") from exc
+    have = {} if force else {entry["name"]: entry for entry in image.renditions or ()}
+    try:
+        if render is None:  # a backend of the site's own: the main output only
+            resized = processing.resizer_for(plan.main.backend)(io.BytesIO(data), plan.main)
+            planned = plan.outputs((resized.width, resized.height))[0]
+            rendered = processing.Rendered((processing.Output(planned, resized.data),))
+        else:
+            skip = frozenset(
+                output.key
+                for output in plan.outputs(_main_size(image, plan))
+                if resized_name(image.sha256, output.key, output.encoding.extension) in have
+            )
+            rendered = render(io.BytesIO(data), plan, skip)
+    except SoftTimeLimitExceeded:
+        raise  # the task marks the image failed (PROCESSING_TIME_LIMIT)
+    except Exception as exc:
+        # The bytes passed validation but cannot be processed: retrying
+        # the same bytes cannot help.
+        return f"the image cannot be processed: {exc}"
+    return _store(image, plan, rendered, have, force=force)
+
+
+def _main_size(image: UploadedImage, plan: processing.RenditionPlan) -> tuple[int, int]:
+    """The main output's size as recorded, or as the settings will make it."""
+    main = resized_name(image.sha256, plan.main.key, plan.main.extension)
+    if image.resized.name == main and image.resized_width and image.resized_height:
+        return image.resized_width, image.resized_height
+    return processing.fit_within(image.width, image.height, plan.main.box)
+
+
+def _store(
+    image: UploadedImage,
+    plan: processing.RenditionPlan,
+    rendered: processing.Rendered,
+    have: dict[str, dict[str, Any]],
+    *,
+    force: bool,
+) -> dict[str, Any]:
+    """Write each new output once under its content-addressed name; the result.
+
+    If a write fails, what this call wrote and no row refers to is deleted
+    before the error is raised, so a failure leaves no file behind.
+    """
+    entries: list[dict[str, Any]] = []
+    written: list[str] = []
+    name = ""
+    try:
+        for output in rendered.outputs:
+            planned = output.planned
+            name = resized_name(image.sha256, planned.key, planned.encoding.extension)
+            if output.data is None:
+                size = int(have[name].get("size") or 0)
+            else:
+                if force and image_storage.exists(name):
+                    image_storage.delete(name)
+                if image.attempts > 1:
+                    # An earlier attempt may have been killed while writing.
+                    files.remove_incoming(name)
+                size = len(output.data)
+                if files.write_once(name, ContentFile(output.data), size):
+                    written.append(name)
+            entries.append(
+                {
+                    "format": planned.format,
+                    "width": planned.width,
+                    "height": planned.height,
+                    "name": name,
+                    "size": size,
+                }
+            )
+    except SoftTimeLimitExceeded:
+        files.delete_unreferenced(written)
+        raise
+    except Exception as exc:
+        files.delete_unreferenced(written)
+        raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
+    main = entries[0]
+    return {
+        "plan": plan.key,
+        "name": main["name"],
+        "width": main["width"],
+        "height": main["height"],
+        "renditions": entries,
+        "placeholder": rendered.placeholder,
+    }
+
+
+def _fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The row's fields for a result."""
+    return {
+        "resized": result["name"],
+        "resized_width": result["width"],
+        "resized_height": result["height"],
+        "renditions": result["renditions"],
+        "placeholder": result["placeholder"],
+    }
+
+
+def _names(result: dict[str, Any]) -> list[str]:
+    return [result["name"]] + [entry["name"] for entry in result["renditions"]]
 
 
 def _over_budget(data: bytes, spec: processing.ResizeSpec) -> str | None:

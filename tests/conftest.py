@@ -60,17 +60,24 @@ def bob(django_user_model):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def resize_calls(monkeypatch):  # type: ignore[no-untyped-def]
-    """Count the real resizes in this process: the Pillow backend still does the work."""
+    """Count the real decodes in this process (a ``render`` of every output, or a
+    ``resize_image`` of the main one): the Pillow backend still does the work."""
     from django_image_sync.processing.backends import pillow as pillow_backend
 
     calls: list[str] = []
-    real = pillow_backend.resize_image
+    real_resize = pillow_backend.resize_image
+    real_render = pillow_backend.render
 
-    def counting(fileobj, spec):  # type: ignore[no-untyped-def]
+    def counting_resize(fileobj, spec):  # type: ignore[no-untyped-def]
         calls.append(spec.key)
-        return real(fileobj, spec)
+        return real_resize(fileobj, spec)
 
-    monkeypatch.setattr(pillow_backend, "resize_image", counting)
+    def counting_render(fileobj, plan, skip=frozenset()):  # type: ignore[no-untyped-def]
+        calls.append(plan.main.key)
+        return real_render(fileobj, plan, skip)
+
+    monkeypatch.setattr(pillow_backend, "resize_image", counting_resize)
+    monkeypatch.setattr(pillow_backend, "render", counting_render)
     return calls
 
 

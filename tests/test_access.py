@@ -360,7 +360,8 @@ def test_owner_scope_one_users_deletion_keeps_the_other_users_files(
     assert services.process_image(item["id"]) == "done"
     bobs = bob_client.get(api_detail(item["id"])).json()
     files = media_files(settings)
-    assert len(files) == 2  # one original and one resized file, shared
+    # One original and its outputs (three formats at 96 px), shared.
+    assert len(files) == 1 + len(bobs["renditions"]) == 4
 
     with django_capture_on_commit_callbacks(execute=True):
         UploadedImage.objects.get(pk=alices_image["id"]).delete()

@@ -31,6 +31,10 @@ DOCUMENTED = {
     "MAX_DECODE_MEMORY": 256 * MiB,
     "MAX_JPEG_SCANS": 100,
     "PROCESSING_TIME_LIMIT": 120,
+    "RENDITION_WIDTHS": (480, 960, 1440),
+    "RENDITION_FORMATS": ("AVIF", "WEBP"),
+    "FORMAT_OPTIONS": {},
+    "PLACEHOLDER": True,
 }
 
 
@@ -118,3 +122,27 @@ def test_non_dict_image_sync_falls_back_to_defaults(value):
     with override_settings(IMAGE_SYNC=value):
         assert conf.user_settings() == {}
         assert conf.get("QUALITY") == 85
+
+
+def test_output_plan_follows_the_rendition_settings(settings):
+    plan = conf.output_plan()
+    assert plan.widths == (480, 960, 1440)
+    assert [e.format for e in plan.formats] == ["AVIF", "WEBP"]
+    assert dict(plan.formats[0].options) == conf.FORMAT_OPTION_DEFAULTS["AVIF"]
+    assert plan.placeholder is True
+
+    settings.IMAGE_SYNC = {
+        "RENDITION_WIDTHS": [800],
+        "RENDITION_FORMATS": ["webp"],
+        "FORMAT_OPTIONS": {"WEBP": {"quality": 70}},
+        "PLACEHOLDER": False,
+    }
+    changed = conf.output_plan()
+    assert (changed.widths, changed.placeholder) == ((800,), False)
+    assert dict(changed.formats[0].options) == {"quality": 70, "method": 2}
+    assert changed.key != plan.key
+    assert changed.main.key == plan.main.key  # the main output keeps its name
+
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False}
+    bare = conf.output_plan()
+    assert [o.format for o in bare.outputs((1920, 1080))] == ["JPEG"]

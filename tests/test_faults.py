@@ -389,8 +389,8 @@ def test_worker_killed_mid_write_leaves_no_stray_partial_file(start_worker):
     assert done.status == Status.DONE, done.error
     finished_runs(worker, 1)
 
-    # Exactly the two files the row names; the half-written one is gone.
-    assert stored_files() == sorted([done.original.name, done.resized.name])
+    # Exactly the files the row names; the half-written one is gone.
+    assert stored_files() == sorted(done.stored_names())
     assert (media_root() / done.resized.name).stat().st_size != partial
 
 
@@ -434,19 +434,19 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
     image = upload_one(data)
     first_resizing = threading.Event()
     second_resizing = threading.Event()
-    real = pillow_backend.resize_image
+    real = pillow_backend.render
     resizes: list[str] = []
 
-    def resize(fileobj, spec):
+    def resize(fileobj, plan, skip=frozenset()):
         resizes.append(threading.current_thread().name)
         if threading.current_thread().name == "first":
             first_resizing.set()
             second_resizing.wait(THREAD_WAIT)
         else:
             second_resizing.set()
-        return real(fileobj, spec)
+        return real(fileobj, plan, skip)
 
-    monkeypatch.setattr(pillow_backend, "resize_image", resize)
+    monkeypatch.setattr(pillow_backend, "render", resize)
     results: dict[str, object] = {}
 
     def run() -> None:
@@ -470,7 +470,7 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
     done = fresh(image.pk)
     assert (done.status, done.attempts, done.error) == (Status.DONE, 2, "")
     assert processed_here == [image.pk]
-    assert stored_files("resized") == [done.resized.name]
+    assert stored_files("resized") == sorted(done.output_names())
     assert (media_root() / done.resized.name).read_bytes() == complete
 
     # A third delivery after the row is done changes nothing at all.
@@ -509,7 +509,7 @@ def test_task_delivered_three_times_to_the_worker_runs_once(start_worker):
     )
     assert signalled("processed", image.pk) == 1
     assert len(claims(image.pk)) == 1
-    assert stored_files("resized") == [done.resized.name]
+    assert stored_files("resized") == sorted(done.output_names())
     assert (media_root() / done.resized.name).read_bytes() == expected_resize(data)
 
 
@@ -539,7 +539,7 @@ def test_storage_refusing_to_save_is_a_transient_error(flaky_storage, processed_
     assert services.process_image(image.pk) == Status.DONE
     done = fresh(image.pk)
     assert (done.attempts, done.error) == (2, "")
-    assert stored_files("resized") == [done.resized.name]
+    assert stored_files("resized") == sorted(done.output_names())
     assert processed_here == [image.pk]
 
 
@@ -555,7 +555,7 @@ def test_worker_retries_a_storage_failure_after_a_backoff(start_worker):
 
     assert done.status == Status.DONE, done.error
     assert (done.attempts, done.error) == (2, "")
-    assert stored_files("resized") == [done.resized.name]
+    assert stored_files("resized") == sorted(done.output_names())
     [countdown] = retry_countdowns(worker)
     assert tasks.RETRY_BASE_DELAY / 2 <= countdown <= tasks.RETRY_BASE_DELAY
     [(first, _, tried), (second, _, retried)] = claims(image.pk)
@@ -606,7 +606,8 @@ def test_storage_refusing_to_delete_is_logged_not_raised(flaky_storage, caplog):
     image = upload_one(jpeg_bytes((800, 600), seed=354))
     assert services.process_image(image.pk) == Status.DONE
     image = fresh(image.pk)
-    names = [image.original.name, image.resized.name]
+    names = image.stored_names()
+    assert len(names) == 1 + 6  # the original; 800 and 480 wide in three formats
     arm("delete", "always")
 
     image.delete()  # autocommit: the file deletion runs as the deletion commits
@@ -616,7 +617,7 @@ def test_storage_refusing_to_delete_is_logged_not_raised(flaky_storage, caplog):
         assert (media_root() / name).is_file()
     caplog.clear()
     services.delete_unreferenced(names)  # called directly: it does not raise either
-    assert caplog.text.count("could not delete stored file") == 2
+    assert caplog.text.count("could not delete stored file") == len(names)
 
     disarm_all()
     services.delete_unreferenced(names)
@@ -735,7 +736,7 @@ def test_deleted_image_loses_its_files_after_commit_and_keeps_them_on_rollback(a
     image = upload_one(jpeg_bytes((1200, 900), seed=381), owner=alice)
     assert services.process_image(image.pk) == Status.DONE
     image = fresh(image.pk)
-    names = sorted([image.original.name, image.resized.name])
+    names = sorted(image.stored_names())
     assert stored_files() == names
 
     with pytest.raises(CallerChangedItsMind):
@@ -761,7 +762,8 @@ def test_shared_content_stays_until_its_last_row_is_deleted(alice, bob, resize_c
     mine, theirs = fresh(mine.pk), fresh(theirs.pk)
     assert len(resize_calls) == 1  # the second came from the cache
     assert (mine.original.name, mine.resized.name) == (theirs.original.name, theirs.resized.name)
-    names = sorted([mine.original.name, mine.resized.name])
+    assert mine.renditions == theirs.renditions
+    names = sorted(mine.stored_names())
 
     mine.delete()
     assert stored_files() == names

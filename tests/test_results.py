@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from django.test import override_settings
 
-from django_image_sync import conf, results
+from django_image_sync import conf, processing, results
 from django_image_sync.models import Status, UploadedImage, original_name, resized_name
 from tests.support.processes import free_port
 
@@ -61,7 +61,9 @@ def test_a_cache_that_refuses_connections_costs_nothing_but_the_saving(settings,
     results.forget(key)
 
 
-def twin(scope: str, status: str, resized: str = "") -> UploadedImage:
+def twin(
+    scope: str, status: str, resized: str = "", renditions: list[dict] | None = None
+) -> UploadedImage:
     return UploadedImage.objects.create(
         original=original_name(SHA, "jpg"),
         resized=resized,
@@ -75,16 +77,27 @@ def twin(scope: str, status: str, resized: str = "") -> UploadedImage:
         size=100,
         resized_width=64 if resized else None,
         resized_height=48 if resized else None,
+        renditions=renditions or [],
     )
 
 
 @pytest.mark.django_db
 def test_a_done_twin_row_is_a_known_result():
-    spec = conf.resize_spec()
-    name = resized_name(SHA, spec.key, spec.extension)
+    plan = processing.RenditionPlan(conf.resize_spec())  # the main output alone
+    name = resized_name(SHA, plan.main.key, plan.main.extension)
+    entry = {"format": "JPEG", "width": 64, "height": 48, "name": name, "size": 1234}
     mine = twin("user:1", Status.PENDING)
-    assert results.known_result(mine, name) is None  # no twin yet
-    twin("user:2", Status.PROCESSING, resized=name)
-    assert results.known_result(mine, name) is None  # a twin, but not done
+    assert results.known_result(mine, plan) is None  # no twin yet
+    twin("user:2", Status.PROCESSING, resized=name, renditions=[entry])
+    assert results.known_result(mine, plan) is None  # a twin, but not done
     twin("user:3", Status.DONE, resized=name)
-    assert results.known_result(mine, name) == {"name": name, "width": 64, "height": 48}
+    assert results.known_result(mine, plan) is None  # done, but not with this plan's outputs
+    twin("user:4", Status.DONE, resized=name, renditions=[entry])
+    assert results.known_result(mine, plan) == {
+        "plan": plan.key,
+        "name": name,
+        "width": 64,
+        "height": 48,
+        "renditions": [entry],
+        "placeholder": "",
+    }

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.test import override_settings
 from PIL import Image, ImageChops, ImageStat
 
-from django_image_sync import processing, services
+from django_image_sync import conf, processing, results, services
 from django_image_sync.models import Status, UploadedImage, resized_name
 from django_image_sync.signals import image_failed, image_processed
 from tests.conftest import clear_run_cache, wait_for_status
@@ -106,11 +106,27 @@ def test_pending_image_is_resized_to_fit(worker_signals, resize_calls):
     assert done.resized_url == settings.MEDIA_URL + done.resized.name
     assert worker_signals == [("processed", image.pk, Status.DONE, done.resized.name)]
     assert len(resize_calls) == 1
-    assert caches["default"].get(cache_key(done)) == {
-        "name": done.resized.name,
-        "width": 1620,
-        "height": 1080,
-    }
+    cached = caches["default"].get(cache_key(done))
+    assert cached == results.result_of(done, conf.output_plan())
+    assert (cached["name"], cached["width"], cached["height"]) == (done.resized.name, 1620, 1080)
+    # Every output of the default plan, the main one first, each stored once.
+    assert [(e["format"], e["width"]) for e in done.renditions] == [
+        ("JPEG", 1620),
+        ("AVIF", 1620),
+        ("WEBP", 1620),
+        ("JPEG", 1440),
+        ("AVIF", 1440),
+        ("WEBP", 1440),
+        ("JPEG", 960),
+        ("AVIF", 960),
+        ("WEBP", 960),
+        ("JPEG", 480),
+        ("AVIF", 480),
+        ("WEBP", 480),
+    ]
+    for entry in done.renditions:
+        assert (media_root() / entry["name"]).stat().st_size == entry["size"]
+    assert done.placeholder.startswith("data:image/webp;base64,")
 
 
 @pytest.mark.django_db
@@ -210,7 +226,7 @@ def test_same_content_of_another_owner_comes_from_the_cache(alice, bob, resize_c
     assert theirs.status == Status.DONE
     assert theirs.resized.name == mine.resized.name
     assert (theirs.resized_width, theirs.resized_height) == (1920, 960)
-    assert stored_files("resized") == [mine.resized.name]
+    assert stored_files("resized") == sorted(e["name"] for e in mine.renditions)
 
 
 @pytest.mark.django_db
@@ -267,7 +283,9 @@ def test_other_target_size_gives_another_resized_file(resize_calls):
     assert done.sha256 in done.resized.name
     assert (done.resized_width, done.resized_height) == (320, 160)
     assert len(resize_calls) == 2
-    assert stored_files("resized") == sorted([first, done.resized.name])
+    # The first size's files went with the last row that referred to them.
+    assert first not in stored_files("resized")
+    assert stored_files("resized") == sorted(e["name"] for e in done.renditions)
     with Image.open(media_root() / done.resized.name) as im:
         assert im.size == (320, 160)
 

@@ -29,7 +29,7 @@ import django_image_sync
 from django_image_sync import processing, services
 from django_image_sync.models import Status, UploadedImage, resized_name
 from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
-from tests.support.media import media_root
+from tests.support.media import media_root, stored_files
 
 try:
     import pyvips
@@ -609,6 +609,8 @@ def test_worker_path_with_the_vips_backend_stores_another_file(clear_cache):
 
     assert services.process_image(image.pk) == Status.DONE
     by_pillow = UploadedImage.objects.get(pk=image.pk)
+    # Read now: reprocessing deletes the outputs no row refers to any more.
+    pillow_bytes = (media_root() / by_pillow.resized.name).read_bytes()
 
     with override_settings(IMAGE_SYNC={"BACKEND": "vips"}):
         spec = services.current_spec()
@@ -622,10 +624,23 @@ def test_worker_path_with_the_vips_backend_stores_another_file(clear_cache):
     assert by_vips.status == Status.DONE, by_vips.error
     assert by_vips.resized.name == resized_name(image.sha256, spec.key, "jpg")
     assert by_vips.resized.name != by_pillow.resized.name
-    assert cached == {"name": by_vips.resized.name, "width": 720, "height": 1080}
+    assert (cached["name"], cached["width"], cached["height"]) == (by_vips.resized.name, 720, 1080)
+    assert cached["renditions"] == by_vips.renditions
+    # Every output of the default plan, from the libvips backend, none of them the Pillow ones.
+    assert [(e["format"], e["width"], e["height"]) for e in by_vips.renditions] == [
+        (fmt, width, height)
+        for width, height in ((720, 1080), (480, 720))
+        for fmt in ("JPEG", "AVIF", "WEBP")
+    ]
+    assert not set(by_vips.output_names()) & set(by_pillow.output_names())
+    assert stored_files("resized") == sorted(by_vips.output_names())
+    for entry in by_vips.renditions:
+        with Image.open(media_root() / entry["name"]) as out:
+            assert (out.format, out.size) == (entry["format"], (entry["width"], entry["height"]))
+            assert not out.getexif()
+    assert by_vips.placeholder.startswith("data:image/webp;base64,")
     assert (by_vips.resized_width, by_vips.resized_height) == (720, 1080)
     assert (by_pillow.resized_width, by_pillow.resized_height) == (720, 1080)
-    pillow_bytes = (media_root() / by_pillow.resized.name).read_bytes()
     vips_bytes = (media_root() / by_vips.resized.name).read_bytes()
     assert vips_bytes != pillow_bytes
     with Image.open(io.BytesIO(vips_bytes)) as out, Image.open(io.BytesIO(pillow_bytes)) as ref:

@@ -10,9 +10,12 @@ from typing import Any
 
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
+from .. import conf, processing
 from ..forms import UploadForm
-from ..models import Status, UploadedImage
+from ..models import Rendition, Status, UploadedImage
 
 register = template.Library()
 
@@ -25,9 +28,132 @@ def resized_url(image: UploadedImage | None) -> str:
     return image.resized_url or ""
 
 
+# Extra formats go into <source> elements in this order (the browser takes the
+# first it can show): the smallest files first.
+SOURCE_ORDER = ("AVIF", "WEBP", "JPEG", "PNG")
+
+
+@register.simple_tag
+def picture(
+    image: UploadedImage | None,
+    sizes: str = "100vw",
+    alt: str | None = None,
+    loading: str = "lazy",
+) -> SafeString:
+    """``<picture>``: a ``<source>`` per extra format (AVIF first), each with a
+    ``srcset`` of every width, then the main format's ``<img>``.
+
+    ``sizes`` defaults to ``100vw`` and ``alt`` to the image's name. An image
+    not yet done is a box of its final aspect ratio holding its status.
+    Reads only the row: no storage call.
+    """
+    if image is None:
+        return SafeString("")
+    outputs = image.outputs
+    if len(outputs) < 2:
+        return _img(image, outputs, sizes=sizes, alt=alt, loading=loading)
+    by_format = _by_format(outputs)
+    main_format = outputs[0].format
+    sources = format_html_join(
+        "",
+        '<source type="{}" srcset="{}" sizes="{}">',
+        (
+            (by_format[name][0].mime_type, _srcset(by_format[name]), sizes)
+            for name in sorted(by_format, key=_source_rank)
+            if name != main_format
+        ),
+    )
+    return format_html(
+        '<picture class="image-sync-picture">{}{}</picture>',
+        sources,
+        _img(image, outputs, sizes=sizes, alt=alt, loading=loading),
+    )
+
+
+@register.simple_tag
+def image_tag(
+    image: UploadedImage | None,
+    sizes: str = "100vw",
+    alt: str | None = None,
+    loading: str = "lazy",
+) -> SafeString:
+    """The ``<img>`` alone, with the main format's ``srcset`` (see :func:`picture`)."""
+    if image is None:
+        return SafeString("")
+    return _img(image, image.outputs, sizes=sizes, alt=alt, loading=loading)
+
+
+def _source_rank(name: str) -> int:
+    return SOURCE_ORDER.index(name) if name in SOURCE_ORDER else len(SOURCE_ORDER)
+
+
+def _by_format(outputs: list[Rendition]) -> dict[str, list[Rendition]]:
+    grouped: dict[str, list[Rendition]] = {}
+    for output in outputs:
+        grouped.setdefault(output.format, []).append(output)
+    for group in grouped.values():
+        group.sort(key=lambda output: output.width)
+    return grouped
+
+
+def _srcset(outputs: list[Rendition]) -> str:
+    return ", ".join(f"{output.url} {output.width}w" for output in outputs)
+
+
+def _img(
+    image: UploadedImage, outputs: list[Rendition], *, sizes: str, alt: str | None, loading: str
+) -> SafeString:
+    alt_text = image.original_name if alt is None else alt
+    if not outputs:
+        if image.is_done:  # done before renditions existed: the main output alone
+            return format_html(
+                '<img class="image-sync-img" src="{}" width="{}" height="{}" alt="{}" '
+                'loading="{}" decoding="async">',
+                image.resized_url,
+                image.resized_width,
+                image.resized_height,
+                alt_text,
+                loading,
+            )
+        width, height = processing.fit_within(image.width, image.height, conf.resize_spec().box)
+        return format_html(
+            '<span class="image-sync-placeholder" role="img" aria-label="{}" '
+            'style="aspect-ratio: {} / {}; max-width: {}px">{}</span>',
+            f"{alt_text}: {image.get_status_display()}",
+            width,
+            height,
+            width,
+            image.get_status_display(),
+        )
+    main = outputs[0]
+    same_format = _by_format(outputs)[main.format]
+    style = (
+        format_html(' style="background-image: url({}); background-size: cover"', image.placeholder)
+        if image.placeholder
+        else ""
+    )
+    return format_html(
+        '<img class="image-sync-img" src="{}" srcset="{}" sizes="{}" width="{}" height="{}" '
+        'alt="{}" loading="{}" decoding="async"{}>',
+        main.url,
+        _srcset(same_format),
+        sizes,
+        main.width,
+        main.height,
+        alt_text,
+        loading,
+        style,
+    )
+
+
+# The gallery's tiles: a grid of 14rem columns at least, in a page at most
+# 72rem wide (image_sync.css). Browsers pick the width to download from this.
+GALLERY_SIZES = "(min-width: 1152px) 280px, (min-width: 720px) 33vw, (min-width: 480px) 50vw, 100vw"
+
+
 @register.inclusion_tag("django_image_sync/tags/gallery.html")
-def image_gallery(images: Iterable[UploadedImage]) -> dict[str, Any]:
-    """A grid of images: resized ones shown, others as a status placeholder.
+def image_gallery(images: Iterable[UploadedImage], sizes: str = GALLERY_SIZES) -> dict[str, Any]:
+    """A grid of images, each a :func:`picture` (or its status box until done).
 
     The links are built here, with the URL patterns reversed once per page
     rather than once per image in the template.
@@ -36,16 +162,15 @@ def image_gallery(images: Iterable[UploadedImage]) -> dict[str, Any]:
     poll = _url_builder("image_sync:api-detail")
     tiles = []
     for image in images:
-        src = image.resized_url or ""
+        waiting = image.status in (Status.PENDING, Status.PROCESSING)
         tiles.append(
             {
                 "image": image,
-                "src": src,
                 "link": detail(image.pk),
-                "poll": poll(image.pk) if not src and image.status != Status.FAILED else "",
+                "poll": poll(image.pk) if waiting else "",
             }
         )
-    return {"tiles": tiles}
+    return {"tiles": tiles, "sizes": sizes}
 
 
 def _url_builder(name: str) -> Callable[[int], str]:

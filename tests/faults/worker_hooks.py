@@ -35,7 +35,7 @@ def _patch_pool_process(**kwargs: Any) -> None:
     pid = os.getpid()
     claimed: dict[str, Any] = {}
     real_claim = worker.claim
-    real_resize = pillow_backend.resize_image
+    real_render = pillow_backend.render
 
     def claim(image_id: int) -> Any:
         image = real_claim(image_id)
@@ -44,14 +44,14 @@ def _patch_pool_process(**kwargs: Any) -> None:
             record(f"claimed {image_id} attempt={image.attempts} pid={pid} at={time.time():.3f}")
         return image
 
-    def resize_image(fileobj: Any, spec: Any) -> Any:
+    def render(fileobj: Any, plan: Any, skip: Any = frozenset()) -> Any:
         image = claimed.get("image")
         if image is not None and "crash" in image.original_name:
             record(f"crashing {image.pk} attempt={image.attempts} pid={pid}")
             os.kill(pid, signal.SIGKILL)
         if image is not None and "slow" in image.original_name:
             time.sleep(float(os.environ.get("IMAGE_SYNC_TEST_SLOW_SECONDS", "3")))
-        return real_resize(fileobj, spec)
+        return real_render(fileobj, plan, skip)
 
     def processed(sender: Any, image: Any, **kw: Any) -> None:
         record(f"processed {image.pk} pid={pid}")
@@ -60,7 +60,7 @@ def _patch_pool_process(**kwargs: Any) -> None:
         record(f"failed {image.pk} pid={pid}")
 
     worker.claim = claim
-    pillow_backend.resize_image = resize_image
+    pillow_backend.render = render
     image_processed.connect(processed, sender=UploadedImage, weak=False)
     image_failed.connect(failed, sender=UploadedImage, weak=False)
     delay = os.environ.get("IMAGE_SYNC_TEST_RETRY_BASE_DELAY")
