@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
-from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan
+from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan, fit_within
 from .storage import get_storage
 
 
@@ -80,6 +80,13 @@ def output_entries(
         }
         for planned in plan.outputs(main_size)
     ]
+
+
+def main_size(image: UploadedImage, plan: RenditionPlan) -> tuple[int, int]:
+    """The size the row's main output has (same settings) or will have (new settings)."""
+    if image.resized_width and image.resized_height and image.is_current_main(plan):
+        return image.resized_width, image.resized_height
+    return fit_within(image.width, image.height, plan.main.box)
 
 
 def name_sha256(name: str) -> str | None:
@@ -217,10 +224,13 @@ class UploadedImage(models.Model):
         names += [str(entry.get("name") or "") for entry in self.renditions or ()]
         return [name for name in dict.fromkeys(names) if name]
 
+    def is_current_main(self, plan: RenditionPlan) -> bool:
+        """Whether the row's main output is the one ``plan`` asks for."""
+        return self.resized.name == resized_name(self.sha256, plan.main.key, plan.main.extension)
+
     def is_current(self, plan: RenditionPlan) -> bool:
         """Whether the row is done with exactly the outputs ``plan`` asks for."""
-        main = resized_name(self.sha256, plan.main.key, plan.main.extension)
-        if self.status != Status.DONE or self.resized.name != main or not self.resized_width:
+        if self.status != Status.DONE or not self.is_current_main(plan) or not self.resized_width:
             return False
         expected = output_entries(self.sha256, plan, (self.resized_width, self.resized_height or 0))
         have = [entry.get("name") for entry in self.renditions or ()]

@@ -25,6 +25,7 @@ from .models import Status, UploadedImage
 logger = logging.getLogger("django_image_sync")
 
 RESIZE_TASK = "django_image_sync.resize_image"
+REFRESH_TASK = "django_image_sync.refresh_outputs"
 
 # Seconds between the per-image soft time limit (PROCESSING_TIME_LIMIT) and the
 # hard one, for the task to mark the image failed.
@@ -61,6 +62,16 @@ def enqueue_resize(image_id: int, *, force: bool = False) -> bool:
     Returns False when the broker could not be reached: the row stays
     ``pending`` and the sweeper (``image_sync_sweep``) queues it later.
     """
+    return _publish(RESIZE_TASK, image_id, {"force": True} if force else {})
+
+
+def enqueue_refresh(image_id: int, *, queue: str | None = None) -> bool:
+    """Queue ``refresh_outputs`` for a done image (the backfill), on ``queue`` if
+    given (else Celery's default); never raises. Returns False if not queued."""
+    return _publish(REFRESH_TASK, image_id, {}, queue=queue)
+
+
+def _publish(task: str, image_id: int, kwargs: dict[str, Any], *, queue: str | None = None) -> bool:
     global _broker_down_until
     if time.monotonic() < _broker_down_until:
         logger.warning(
@@ -68,15 +79,15 @@ def enqueue_resize(image_id: int, *, force: bool = False) -> bool:
             image_id,
         )
         return False
-    kwargs = {"force": True} if force else {}
     limit = conf.get("PROCESSING_TIME_LIMIT")
+    routing: dict[str, Any] = {"queue": queue} if queue else {}
     try:
         pool = _publish_pool(current_app)
         # Leaving the block gives the connection back to the pool.
         with pool.acquire(block=True, timeout=PUBLISH_TIMEOUTS["socket_timeout"]) as connection:
             try:
                 current_app.send_task(
-                    RESIZE_TASK,
+                    task,
                     (image_id,),
                     kwargs,
                     connection=connection,
@@ -87,6 +98,7 @@ def enqueue_resize(image_id: int, *, force: bool = False) -> bool:
                     # stuck in C code, and MAX_ATTEMPTS bounds its redeliveries.
                     soft_time_limit=limit,
                     time_limit=limit + HARD_TIME_LIMIT_GRACE,
+                    **routing,
                 )
             except Exception:
                 # Whatever state the failure left it in, the next user reconnects.

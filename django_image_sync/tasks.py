@@ -58,6 +58,34 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
+@shared_task(
+    bind=True,
+    name="django_image_sync.refresh_outputs",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=MAX_RETRIES,
+)
+def refresh_outputs(self: Any, image_id: int) -> str:
+    """Bring a done image's outputs up to the current settings (``image_sync_backfill``).
+
+    A failure leaves the image done with its old outputs, which keep being
+    served; running the backfill again tries it again.
+    """
+    try:
+        return worker.refresh_outputs(image_id)
+    except SoftTimeLimitExceeded:
+        logger.warning("django-image-sync: image %s not refreshed: time limit", image_id)
+        return "skipped"
+    except TransientError as exc:
+        if self.request.retries >= self.max_retries:
+            logger.warning("django-image-sync: image %s not refreshed: %s", image_id, exc)
+            return "skipped"
+        delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**self.request.retries)
+        countdown = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
 @shared_task(name="django_image_sync.sweep", ignore_result=True)
 def sweep(older_than: float = queue.DEFAULT_SWEEP_AGE) -> int:
     """Periodic (Celery beat) task: queue again images stuck pending or processing."""

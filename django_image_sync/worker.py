@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import conf, files, processing, results
 from .files import TransientError
-from .models import Status, UploadedImage, resized_name
+from .models import Status, UploadedImage, main_size, resized_name
 from .signals import image_failed, image_processed
 from .storage import image_storage
 
@@ -164,7 +164,7 @@ def _render_and_store(
         else:
             skip = frozenset(
                 output.key
-                for output in plan.outputs(_main_size(image, plan))
+                for output in plan.outputs(main_size(image, plan))
                 if resized_name(image.sha256, output.key, output.encoding.extension) in have
             )
             rendered = render(io.BytesIO(data), plan, skip)
@@ -175,14 +175,6 @@ def _render_and_store(
         # the same bytes cannot help.
         return f"the image cannot be processed: {exc}"
     return _store(image, plan, rendered, have, force=force)
-
-
-def _main_size(image: UploadedImage, plan: processing.RenditionPlan) -> tuple[int, int]:
-    """The main output's size as recorded, or as the settings will make it."""
-    main = resized_name(image.sha256, plan.main.key, plan.main.extension)
-    if image.resized.name == main and image.resized_width and image.resized_height:
-        return image.resized_width, image.resized_height
-    return processing.fit_within(image.width, image.height, plan.main.box)
 
 
 def _store(

@@ -7,6 +7,7 @@ from environment variables the test session sets before starting it.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -171,3 +172,6 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE_ALIAS"):
 if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
     # Another alias of CACHES for resize results ("local": one cache per process).
     IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}
+if os.environ.get("IMAGE_SYNC_TEST_OVERRIDES"):
+    # Settings of a worker started by a test (tests/test_backfill.py), as JSON.
+    IMAGE_SYNC = {**IMAGE_SYNC, **json.loads(os.environ["IMAGE_SYNC_TEST_OVERRIDES"])}

@@ -15,8 +15,9 @@ from django.template import Context, RequestContext, Template
 from django.test import RequestFactory
 from pytest_django.asserts import assertHTMLEqual, assertInHTML
 
+from django_image_sync import conf
 from django_image_sync.forms import UploadForm
-from django_image_sync.models import UploadedImage
+from django_image_sync.models import UploadedImage, output_entries
 from tests.support.html import attrs, elements
 
 
@@ -217,3 +218,69 @@ def test_upload_form_with_a_given_form_shows_its_errors():
         str(errors),
         f'<ul class="errorlist" id="id_images_error"><li>{form.errors["images"][0]}</li></ul>',
     )
+
+
+# -- picture and image_tag ---------------------------------------------------------------
+
+
+def with_renditions(image: UploadedImage) -> UploadedImage:
+    """``image`` done at 1440x1080 with the default plan's outputs recorded."""
+    plan = conf.output_plan()
+    image.resized_width, image.resized_height = 1440, 1080
+    image.renditions = [
+        {**entry, "size": 1000 + index}
+        for index, entry in enumerate(output_entries(image.sha256, plan, (1440, 1080)))
+    ]
+    image.resized = image.renditions[0]["name"]
+    image.placeholder = "data:image/webp;base64,UklGRg=="
+    return image
+
+
+def test_picture_lists_every_format_and_width():
+    image = with_renditions(make_image(20, "done", name="sea.jpg"))
+    html = render('{% picture image sizes="50vw" %}', image=image)
+    [picture] = elements(html, "picture")
+    sources = [attrs(s) for s in elements(html, "source")]
+    assert [s["type"] for s in sources] == ["image/avif", "image/webp"]  # AVIF first
+    url = {e["name"]: f"/media/{e['name']}" for e in image.renditions}
+    for source, fmt in zip(sources, ("AVIF", "WEBP"), strict=True):
+        assert source["sizes"] == "50vw"
+        assert source["srcset"] == ", ".join(
+            f"{url[e['name']]} {e['width']}w"
+            for e in sorted(image.renditions, key=lambda e: e["width"])
+            if e["format"] == fmt
+        )
+    [img] = [attrs(i) for i in elements(html, "img")]
+    assert img["src"] == url[image.resized.name]
+    assert img["srcset"].split(", ") == [
+        f"{url[e['name']]} {w}w"
+        for w in (480, 960, 1440)
+        for e in image.renditions
+        if e["format"] == "JPEG" and e["width"] == w
+    ]
+    assert (img["width"], img["height"], img["alt"]) == ("1440", "1080", "sea.jpg")
+    assert (img["loading"], img["decoding"], img["sizes"]) == ("lazy", "async", "50vw")
+    assert image.placeholder in img["style"]
+    assert picture is not None
+
+
+def test_image_tag_is_the_img_alone_with_defaults():
+    image = with_renditions(make_image(21, "done", name="hill.jpg"))
+    html = render('{% image_tag image alt="A hill" %}', image=image)
+    assert elements(html, "picture") == []
+    assert elements(html, "source") == []
+    [img] = [attrs(i) for i in elements(html, "img")]
+    assert (img["sizes"], img["alt"]) == ("100vw", "A hill")
+    assert len(img["srcset"].split(", ")) == 3
+
+
+@pytest.mark.parametrize("status", ["pending", "processing", "failed"])
+def test_picture_of_an_image_not_done_is_a_box_of_its_final_shape(status):
+    image = make_image(22, status)
+    image.width, image.height = 4000, 3000
+    html = render("{% picture image %}", image=image)
+    assert elements(html, "img") == []
+    [box] = [attrs(s) for s in elements(html, "span")]
+    # 4000x3000 fits 1920x1080 as 1440x1080.
+    assert box["style"] == "aspect-ratio: 1440 / 1080; max-width: 1440px"
+    assert box["role"] == "img"

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from pytest_django.asserts import assertContains, assertInHTML, assertNotContains
+from pytest_django.asserts import assertContains, assertNotContains
 
 from django_image_sync import services
 from django_image_sync.models import UploadedImage

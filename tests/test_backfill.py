@@ -1,0 +1,145 @@
+"""``manage.py image_sync_backfill`` and the rule that no stored file is ever an orphan.
+
+The backfill runs against a real Celery worker started with the new settings on
+a queue of its own (``--queue``), the way a site would run it beside its
+ordinary workers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from django_image_sync import conf, files, services, worker
+from django_image_sync.models import Status, UploadedImage
+from tests.conftest import WorkerProcess
+from tests.images import jpeg_bytes, upload
+from tests.support.media import media_root, stored_files
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+NEW_WIDTHS = (320, 960, 1440)  # 480 goes, 320 comes (made from the 960)
+
+
+def upload_done(data: bytes, name: str) -> UploadedImage:
+    [outcome] = services.upload_images([upload(data, name)])
+    assert services.process_image(outcome.image.pk) == Status.DONE
+    return UploadedImage.objects.get(pk=outcome.image.pk)
+
+
+def backfill(*args: str) -> str:
+    out = io.StringIO()
+    call_command("image_sync_backfill", *args, stdout=out)
+    return out.getvalue()
+
+
+def snapshot() -> dict[str, tuple[int, int]]:
+    """Every stored file with its size and modification time."""
+    return {
+        name: ((media_root() / name).stat().st_size, (media_root() / name).stat().st_mtime_ns)
+        for name in stored_files()
+    }
+
+
+def rows() -> list[tuple]:
+    return list(
+        UploadedImage.objects.order_by("pk").values_list(
+            "pk", "status", "resized", "renditions", "placeholder", "updated"
+        )
+    )
+
+
+def test_changed_widths_plan_then_apply_with_a_real_worker(settings, tmp_path: Path, clear_cache):
+    first = upload_done(jpeg_bytes((2400, 1600), seed=901), "wide.jpg")
+    second = upload_done(jpeg_bytes((1600, 2400), seed=902), "tall.jpg")
+    before_files, before_rows = snapshot(), rows()
+    old_480 = {e["name"] for img in (first, second) for e in img.renditions if e["width"] == 480}
+    assert len(old_480) == 6
+
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": NEW_WIDTHS}
+    plan = backfill("--sample", "1")
+    assert "2 of 2 done images are out of date." in plan
+    for fmt in ("JPEG", "AVIF", "WEBP"):  # only 320 is new; the rest keep their names
+        assert f"{fmt} 320 px wide: 2 image(s)" in plan
+    assert " 960 px wide" not in plan
+    assert "Files no row would refer to any more, deleted once replaced: 6." in plan
+    assert "Estimated worker time:" in plan
+    assert "measured here on 1 of them" in plan
+    assert "Nothing was changed." in plan
+    assert snapshot() == before_files
+    assert rows() == before_rows
+
+    queue = f"backfill-{settings.RUN_ID}"
+    worker_process = WorkerProcess(
+        tmp_path / "backfill-worker.log",
+        queue=queue,
+        name=f"backfill-{settings.RUN_ID}",
+        env={"IMAGE_SYNC_TEST_OVERRIDES": json.dumps({"RENDITION_WIDTHS": NEW_WIDTHS})},
+    ).start()
+    try:
+        applied = backfill("--apply", "--queue", queue, "--batch-timeout", "120")
+    finally:
+        worker_process.stop()
+    assert "2 image(s) brought up to date." in applied, applied + worker_process.output()
+
+    plan_now = conf.output_plan()
+    after_files = snapshot()
+    for image in UploadedImage.objects.all():
+        assert image.is_current(plan_now)
+        widths = sorted({e["width"] for e in image.renditions})
+        assert 320 in widths
+        assert 480 not in widths
+    # The 480 files are gone; every file that stayed is untouched (same bytes, same time).
+    assert not old_480 & set(after_files)
+    for name, stat in before_files.items():
+        if name not in old_480:
+            assert after_files[name] == stat, name
+    assert sorted(after_files) == sorted(
+        name for image in UploadedImage.objects.all() for name in image.stored_names()
+    )
+    # Running it again repeats nothing.
+    assert "0 of 2 done images are out of date." in backfill("--apply", "--queue", queue)
+
+
+def test_no_stored_file_is_ever_unreferenced(settings, monkeypatch, clear_cache):
+    kept = upload_done(jpeg_bytes((2000, 1500), seed=911), "kept.jpg")
+    gone = upload_done(jpeg_bytes((1800, 1200), seed=912), "gone.jpg")
+    failing = upload_done(jpeg_bytes((1200, 1600), seed=913), "failing.jpg")
+    with transaction.atomic():
+        gone.delete()
+
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (600,), "RENDITION_FORMATS": ("WEBP",)}
+    assert worker.refresh_outputs(kept.pk) == Status.DONE
+    # A failed backfill: storage refuses the second write of this image's refresh
+    # (the main JPEG and WebP keep their names and are not written again).
+    real_write = files.write_once
+    writes: list[str] = []
+
+    def refusing(name, content, size):  # type: ignore[no-untyped-def]
+        writes.append(name)
+        if len(writes) == 2:
+            raise OSError("storage refused the write")
+        return real_write(name, content, size)
+
+    monkeypatch.setattr(files, "write_once", refusing)
+    with pytest.raises(files.TransientError, match="storage refused"):
+        worker.refresh_outputs(failing.pk)
+    monkeypatch.undo()
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (600,), "RENDITION_FORMATS": ("WEBP",)}
+    still_old = UploadedImage.objects.get(pk=failing.pk)
+    assert still_old.renditions == failing.renditions  # the old outputs are still served
+    assert len(writes) == 2
+    assert writes[0] not in stored_files()  # the one written before the failure
+
+    stored = stored_files()
+    assert stored
+    for name in stored:
+        assert files.is_referenced(name), f"{name} is stored but no row refers to it"
+    for image in UploadedImage.objects.all():
+        for name in image.stored_names():
+            assert name in stored
