@@ -24,6 +24,8 @@ pytestmark = pytest.mark.django_db
 API_LIST = "/api/images/"
 IMAGE_KEYS = {
     "id",
+    "renditions",
+    "placeholder",
     "status",
     "duplicate",
     "md5",
@@ -372,9 +374,22 @@ def test_list_results_are_image_objects(alice_client, alice):
         assert item["original_url"] == row.original.url
         if row.status == "done":
             assert item["resized_url"] == row.resized.url
-            assert (item["resized_width"], item["resized_height"]) == (64, 48)
+            assert (item["resized_width"], item["resized_height"]) == (1200, 900)
+            assert item["renditions"] == [
+                {
+                    "format": e["format"],
+                    "width": e["width"],
+                    "height": e["height"],
+                    "url": f"/media/{e['name']}",
+                    "size": e["size"],
+                }
+                for e in row.renditions
+            ]
+            assert len(item["renditions"]) == 9
+            assert item["placeholder"] == row.placeholder
         else:
             assert item["resized_url"] is None
+            assert (item["renditions"], item["placeholder"]) == ([], None)
         assert item["error"] == ("broken" if row.status == "failed" else "")
 
 

@@ -362,7 +362,10 @@ def test_gallery_costs_the_same_queries_and_no_storage_io_per_image(
     with CaptureQueriesContext(connection) as many:
         response = alice_client.get(GALLERY)
     assert len(figures(response)) == 30
-    assert len(elements(response.content.decode(), "img")) == 8
+    html = response.content.decode()
+    assert len(elements(html, "img")) == 8
+    assert len(elements(html, "picture")) == 8  # every done image's <picture>, with 2 sources
+    assert len(elements(html, "source")) == 16
 
     assert len(many.captured_queries) == len(few.captured_queries)
     assert storage_calls == []

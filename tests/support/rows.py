@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from django_image_sync.models import UploadedImage
+from django_image_sync import conf
+from django_image_sync.models import UploadedImage, output_entries
 
 STATUSES = ("done", "pending", "processing", "failed")
 
@@ -25,10 +26,15 @@ def make_rows(
         sha = hashlib.sha256(f"{label}-{i}".encode()).hexdigest()
         status = statuses[i % len(statuses)]
         done = status == "done"
+        # A done row has the outputs the settings ask for: 1200x900 in every
+        # format, and at 480 and 960 (its <picture> has 9 URLs).
+        outputs = output_entries(sha, conf.output_plan(), (1200, 900)) if done else []
         rows.append(
             UploadedImage.objects.create(
                 original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
-                resized=f"image_sync/resized/{sha[:2]}/{sha[2:4]}/{sha}-k.jpg" if done else "",
+                resized=outputs[0]["name"] if done else "",
+                renditions=[{**entry, "size": 1000} for entry in outputs],
+                placeholder="data:image/webp;base64,UklGRg==" if done else "",
                 original_name=f"row-{i}.jpg",
                 md5=hashlib.md5(sha.encode(), usedforsecurity=False).hexdigest(),
                 sha256=sha,
@@ -39,8 +45,8 @@ def make_rows(
                 height=480,
                 format="JPEG",
                 size=1234,
-                resized_width=64 if done else None,
-                resized_height=48 if done else None,
+                resized_width=1200 if done else None,
+                resized_height=900 if done else None,
                 owner=owner,
             )
         )
