@@ -716,9 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     def note(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
-    from bench.__main__ import loadavg, machine
-
     from PIL import features
+
+    from bench.__main__ import loadavg, machine
 
     info = machine()
     info["libavif, libwebp"] = f"{features.version('avif')}, {features.version('webp')}"
