@@ -3,8 +3,9 @@
 Ids in use (never reuse one): E001 STORAGE, E002 CACHE, E003 TARGET_SIZE,
 E004 ALLOWED_FORMATS, E005 OUTPUT_FORMAT, E006 QUALITY, E007 DEDUP_SCOPE,
 E008 positive integers, E009 BACKGROUND_COLOR, E010 IMAGE_SYNC type,
-E011 BACKEND, E012 MAX_DECODE_MEMORY, W001 unknown key,
-W002 MAX_DECODE_MEMORY too small for ordinary photos.
+E011 BACKEND, E012 MAX_DECODE_MEMORY, E013 RENDITION_WIDTHS, E014 RENDITION_FORMATS,
+E015 FORMAT_OPTIONS, E016 PLACEHOLDER, W001 unknown key, W002 MAX_DECODE_MEMORY
+too small for ordinary photos, W003 a backend of the site's own that makes no renditions.
 """
 
 from __future__ import annotations
@@ -13,25 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, register
 from PIL import features
 
 from . import conf, processing
+from .output_checks import ID, check_outputs
+from .output_checks import error as _error
+from .output_checks import is_positive_int as _is_positive_int
+from .output_checks import warning as _warning
 from .processing import costs
-
-ID = "django_image_sync.{}"
-
-
-def _error(check_id: str, message: str, hint: str) -> Error:
-    return Error(message, hint=hint, id=ID.format(check_id))
-
-
-def _warning(check_id: str, message: str, hint: str) -> Warning:
-    return Warning(message, hint=hint, id=ID.format(check_id))
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @register(Tags.compatibility)
@@ -181,6 +172,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
 
     backend_messages = _check_backend(conf.get("BACKEND"))
     messages += backend_messages
+    messages += check_outputs(None if backend_messages else str(conf.get("BACKEND")))
     if not backend_messages and not any(m.id == ID.format("E003") for m in messages):
         messages += _check_decode_memory(conf.get("MAX_DECODE_MEMORY"))
     return messages

@@ -378,3 +378,83 @@ def test_w002_follows_the_target_size():
     assert ids(messages_for(MAX_DECODE_MEMORY=140 * 1024 * 1024, TARGET_SIZE=(6000, 4000))) == [
         "django_image_sync.W002"
     ]
+
+
+# -- the output settings (renditions, formats, placeholder) ----------------------------
+
+
+@pytest.mark.parametrize("widths", [[0], (480, "960"), "480", [480.0], None, [-1], [True]])
+def test_e013_rendition_widths(widths):
+    message = only(messages_for(RENDITION_WIDTHS=widths), "E013")
+    assert "RENDITION_WIDTHS" in message.msg
+
+
+@pytest.mark.parametrize("formats", [["GIF"], "AVIF", None, [1], ["AVIF", "TIFF"]])
+def test_e014_rendition_formats_not_known(formats):
+    message = only(messages_for(RENDITION_FORMATS=formats), "E014")
+    assert "RENDITION_FORMATS" in message.msg
+
+
+def test_e014_a_format_this_pillow_cannot_write(monkeypatch):
+    from django_image_sync import output_checks
+
+    real = output_checks.features.check
+    monkeypatch.setattr(output_checks.features, "check", lambda name: name != "avif" and real(name))
+    message = only(messages_for(), "E014")
+    assert "needs AVIF output, which the pillow backend cannot write here" in message.msg
+    assert "RENDITION_FORMATS" in message.hint
+    # Without AVIF in the list, nothing to report.
+    assert messages_for(RENDITION_FORMATS=("WEBP",)) == []
+
+
+def test_e014_the_placeholder_needs_webp(monkeypatch):
+    from django_image_sync import output_checks
+
+    monkeypatch.setattr(output_checks.features, "check", lambda name: name != "webp")
+    message = only(messages_for(RENDITION_FORMATS=()), "E014")
+    assert "IMAGE_SYNC['PLACEHOLDER'] needs WEBP output" in message.msg
+    assert messages_for(RENDITION_FORMATS=(), PLACEHOLDER=False) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"AVIF": {"quality": 101}}, "AVIF quality must be an integer from 0 to 100"),
+        ({"AVIF": {"speed": 11}}, "AVIF speed must be an integer from 0 to 10"),
+        ({"WEBP": {"speed": 3}}, "WEBP takes quality, method, not 'speed'"),
+        ({"WEBP": {"method": "4"}}, "WEBP method must be an integer from 0 to 6"),
+        ({"GIF": {"quality": 5}}, "'GIF' is not one of"),
+        ({"AVIF": 70}, "'AVIF' is not one of"),
+        ([("AVIF", {})], "it must be a dict of dicts"),
+    ],
+)
+def test_e015_format_options(options, problem):
+    message = only(messages_for(FORMAT_OPTIONS=options), "E015")
+    assert problem in message.msg
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_e016_placeholder(value):
+    message = only(messages_for(PLACEHOLDER=value), "E016")
+    assert "True or False" in message.msg
+
+
+def test_valid_output_settings_produce_no_messages():
+    assert (
+        messages_for(
+            RENDITION_WIDTHS=[320, 640],
+            RENDITION_FORMATS=["webp", "PNG"],
+            FORMAT_OPTIONS={"AVIF": {"quality": 50}, "webp": {"method": 6}},
+            PLACEHOLDER=False,
+        )
+        == []
+    )
+    assert messages_for(RENDITION_WIDTHS=(), RENDITION_FORMATS=(), PLACEHOLDER=False) == []
+
+
+def test_w003_a_backend_of_the_sites_own_without_render():
+    messages = messages_for(BACKEND="tests.support.resize_only_backend")
+    assert ids(messages) == ["django_image_sync.W003"]
+    assert "makes the main output only" in messages[0].msg
+    bare = {"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False}
+    assert messages_for(BACKEND="tests.support.resize_only_backend", **bare) == []

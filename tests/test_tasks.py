@@ -450,3 +450,15 @@ def test_marked_photo_is_what_it_claims():
         assert im.getexif()[processing.EXIF_ORIENTATION] == 6
         assert is_red(im.convert("RGB").getpixel((150, 10)))
         assert not is_red(im.convert("RGB").getpixel((150, 190)))
+
+
+@pytest.mark.django_db
+def test_a_backend_without_render_makes_the_main_output_only(settings, clear_cache):
+    settings.IMAGE_SYNC = {"BACKEND": "tests.support.resize_only_backend"}
+    image = upload_one(jpeg_bytes((2400, 1600), seed=131))
+    assert services.process_image(image.pk) == Status.DONE
+    done = fresh(image.pk)
+    assert [(e["format"], e["width"]) for e in done.renditions] == [("JPEG", 1620)]
+    assert done.placeholder == ""
+    assert done.is_current(conf.output_plan())  # so the backfill leaves it alone
+    assert stored_files("resized") == [done.resized.name]

@@ -664,3 +664,21 @@ def test_worker_without_pyvips_retries_instead_of_failing(monkeypatch, clear_cac
 
     left = UploadedImage.objects.get(pk=outcome.image.pk)
     assert (left.status, left.error) == (Status.PROCESSING, "")
+
+
+def test_a_real_file_object_is_read_safely(tmp_path):
+    """libvips reads the bytes lazily and does not hold them: the backend must keep
+    them referenced until the last encode (a freed buffer read as "not a JPEG")."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg_bytes((2400, 1600), seed=77))
+    spec = processing.ResizeSpec(box=(1920, 1080), backend="vips")
+    plan = processing.RenditionPlan(spec, widths=(480,), placeholder=True)
+    for _ in range(8):
+        with path.open("rb") as fh:
+            single = vips.resize_image(fh, spec)
+        with path.open("rb") as fh:
+            rendered = vips.render(fh, plan)
+        junk = [bytes(1 << 20) for _ in range(8)]  # reuse of freed memory, if any
+        del junk
+        assert Image.open(io.BytesIO(single.data)).size == (1620, 1080)
+        assert [o.planned.width for o in rendered.outputs] == [1620, 480]

@@ -214,18 +214,21 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
     """
     fileobj.seek(0)
     spec = plan.main
-    level, source_mode, icc_profile = _thumbnail(fileobj.read(), spec)
+    # Kept referenced while libvips reads it: new_from_memory does not hold it.
+    source = fileobj.read()
+    level, source_mode, icc_profile = _thumbnail(source, spec)
     level = level.copy_memory()
+    del source
     outputs = []
     for planned in plan.outputs((level.width, level.height)):
         if (planned.width, planned.height) != (level.width, level.height):
             level = level.resize(
                 planned.width / level.width, vscale=planned.height / level.height, kernel="lanczos3"
             ).copy_memory()
-        data = None
+        encoded = None
         if planned.key not in skip:
-            data, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
-        outputs.append(Output(planned, data))
+            encoded, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
+        outputs.append(Output(planned, encoded))
     placeholder = ""
     if plan.placeholder:
         smallest = level
@@ -250,10 +253,14 @@ def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
     JPEG or PNG.
     """
     fileobj.seek(0)
-    image, source_mode, icc_profile = _thumbnail(fileobj.read(), spec)
+    # Kept referenced until the encode has run: the pipeline reads it lazily,
+    # and new_from_memory does not hold it (a freed buffer read as "not a JPEG").
+    data = fileobj.read()
+    image, source_mode, icc_profile = _thumbnail(data, spec)
     output, encoded = _encode(
         image, RenditionPlan(spec).main_encoding, spec, source_mode, icc_profile
     )
+    del data
     return ResizeResult(data=output, width=encoded.width, height=encoded.height, format=spec.format)
 
 
