@@ -6,7 +6,9 @@ URLconf under ``photos/``, migrates a fresh PostgreSQL database and serves over 
 HTTP (gunicorn, else runserver) next to a real Celery worker on Redis.
 
 Camera photos sent through the JSON API come out fitting 1920x1080, upright and
-without GPS; the same bytes again are reported as duplicates and store nothing;
+without GPS, with every rendition (each width in JPEG, AVIF and WebP) served,
+decodable, of its declared size and upright, and the gallery's <picture> tags
+listing them; the same bytes again are reported as duplicates and store nothing;
 broken files get a 400 naming them and leave nothing behind.
 """
 
@@ -508,9 +510,88 @@ def check_resized(http: requests.Session, base: str, media: Path, photo: Photo, 
         other = mean_difference(output, reference.transpose(wrong))
         assert other > 1.5 * difference, (label, wrong, difference, other)
 
+    check_renditions(http, base, media, photo, data, upright)
+
     original = http.get(f"{base}{data['original_url']}", timeout=HTTP_TIMEOUT)
     assert original.status_code == 200, (label, data["original_url"])
     assert original.content == photo.data, f"{label}: the stored original differs"
+
+
+RENDITION_WIDTHS = (480, 960, 1440)
+FORMATS = ("JPEG", "AVIF", "WEBP")
+
+
+def check_renditions(
+    http: requests.Session,
+    base: str,
+    media: Path,
+    photo: Photo,
+    data: Any,
+    upright: Image.Image,
+) -> None:
+    """Every output the API lists: served, decodable in its format, of its declared
+    size and bytes, upright, without EXIF or GPS; the default set, nothing more."""
+    label = photo.name
+    main = (data["resized_width"], data["resized_height"])
+    widths = [main[0]] + [w for w in sorted(RENDITION_WIDTHS, reverse=True) if w < main[0]]
+    listed = [(r["format"], r["width"]) for r in data["renditions"]]
+    assert listed == [(f, w) for w in widths for f in FORMATS], (label, listed)
+    assert data["renditions"][0]["url"] == data["resized_url"], label
+    placeholder = data["placeholder"]
+    assert placeholder.startswith("data:image/webp;base64,"), (label, placeholder[:40])
+    assert len(placeholder) <= 1000, (label, len(placeholder))
+    for rendition in data["renditions"]:
+        url = rendition["url"]
+        response = http.get(f"{base}{url}", timeout=HTTP_TIMEOUT)
+        assert response.status_code == 200, (label, url, response.status_code)
+        body = response.content
+        assert len(body) == rendition["size"], (label, rendition)
+        assert body == (media / url.removeprefix("/media/")).read_bytes()
+        size = (rendition["width"], rendition["height"])
+        assert abs(size[1] - main[1] * size[0] / main[0]) <= 1, (label, size, main)
+        with Image.open(io.BytesIO(body)) as opened:
+            assert opened.format == rendition["format"], (label, opened.format, rendition)
+            assert opened.size == size, (label, opened.size, rendition)
+            assert len(opened.getexif()) == 0, (label, rendition, dict(opened.getexif()))
+            assert not opened.info.get("exif"), (label, rendition)
+            pixels = opened.convert("RGB")
+        assert b"Exif\x00\x00" not in body, (label, rendition)
+        reference = upright.resize(pixels.size, Image.Resampling.LANCZOS)
+        difference = mean_difference(pixels, reference)
+        assert difference < SAME_PICTURE, (label, rendition, difference)
+        for wrong in WRONG_WAYS:
+            assert mean_difference(pixels, reference.transpose(wrong)) > 1.5 * difference
+
+
+def check_gallery_pictures(html: str, results: dict[int, Any]) -> None:
+    """The gallery's <picture> of each image: AVIF then WebP sources with every
+    width, then the JPEG <img> with its srcset, as the API lists them."""
+    from tests.support.html import attrs, elements
+
+    pictures = elements(html, "picture")
+    assert len(pictures) == len(results), html[:3000]
+    by_src = {attrs(img)["src"]: img for img in elements(html, "img")}
+    for data in results.values():
+        img = attrs(by_src[data["resized_url"]])
+        jpeg = sorted(
+            (r for r in data["renditions"] if r["format"] == "JPEG"), key=lambda r: r["width"]
+        )
+        assert img["srcset"] == ", ".join(f"{r['url']} {r['width']}w" for r in jpeg), img
+        assert (img["width"], img["height"]) == (
+            str(data["resized_width"]),
+            str(data["resized_height"]),
+        )
+        assert (img["loading"], img["decoding"]) == ("lazy", "async")
+        assert img["alt"] == data["name"]
+        assert data["placeholder"] in img["style"]
+    sources = [attrs(source) for source in elements(html, "source")]
+    assert [s["type"] for s in sources] == ["image/avif", "image/webp"] * len(results)
+    every_url = {r["url"] for data in results.values() for r in data["renditions"]}
+    for source in sources:
+        for candidate in source["srcset"].split(", "):
+            url, width = candidate.rsplit(" ", 1)
+            assert url in every_url, (url, source)
+            assert width.endswith("w"), source
 
 
 # -- the test ---------------------------------------------------------------------------
@@ -560,6 +641,7 @@ def test_new_site_installs_wheel_and_processes_photos(tmp_path: Path) -> None:
         assert "No changes detected" in output, output
         output = run([*manage, "migrate", "--noinput"], cwd=site, env=env)
         assert f"Applying {PACKAGE}.0001_initial... OK" in output, output
+        assert f"Applying {PACKAGE}.0002_renditions... OK" in output, output
         password = secrets.token_urlsafe(16)
         run(
             [*manage, "createsuperuser", "--noinput", "--username", "alice"],
@@ -643,13 +725,18 @@ def test_new_site_installs_wheel_and_processes_photos(tmp_path: Path) -> None:
             files = stored_files(media)
             originals = [f for f in files if f.startswith("image_sync/originals/")]
             resized = [f for f in files if f.startswith("image_sync/resized/")]
-            assert len(originals) == len(resized) == len(uploaded), files
-            assert len(files) == 2 * len(uploaded), files
+            assert len(originals) == len(uploaded), files
+            # Every stored output is listed by its image, and nothing else is stored.
+            listed = sorted(
+                r["url"].removeprefix("/media/") for pk in ids for r in results[pk]["renditions"]
+            )
+            assert sorted(resized) == listed, (files, listed)
             assert image_count(http, base) == len(uploaded)
             gallery = http.get(f"{base}/photos/images/", timeout=HTTP_TIMEOUT)
             assert gallery.status_code == 200
             for pk in ids:
                 assert f'src="{results[pk]["resized_url"]}"' in gallery.text, pk
+            check_gallery_pictures(gallery.text, {pk: results[pk] for pk in ids})
 
             # 7. The same bytes again, under other names: duplicates, nothing stored.
             first_ids = [pk for _, pk in uploaded[: len(photos.first)]]
