@@ -42,13 +42,23 @@ def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
     content.seek(0)
     local_path = _local_path(name)
     if local_path is not None:
-        temporary = storage.save(_incoming_name(name), content)
-        try:
-            os.replace(storage.path(temporary), local_path)
-        except BaseException:
-            delete_quietly(temporary)
-            raise
-        return True
+        for _ in range(2):
+            temporary = storage.save(_incoming_name(name), content)
+            try:
+                os.replace(storage.path(temporary), local_path)
+            except FileNotFoundError:
+                # Another run of the same image (a redelivery racing this one)
+                # removed our temporary file as a leftover: it is writing the
+                # same bytes. Done if it has; otherwise write once more.
+                if storage.exists(name) and storage.size(name) == size:
+                    return False
+                content.seek(0)
+                continue
+            except BaseException:
+                delete_quietly(temporary)
+                raise
+            return True
+        raise OSError(f"the temporary file for {name} was removed twice while writing it")
     if storage.exists(name):
         logger.warning("django-image-sync: replacing incomplete file %s", name)
         storage.delete(name)
@@ -118,24 +128,35 @@ def delete_quietly(name: str) -> None:
 
 
 def is_referenced(name: str) -> bool:
-    """Whether any row refers to ``name``: as its original, main output or a rendition.
+    """Whether any row refers to ``name``: as its original, main output or a rendition."""
+    return name in referenced([name])
+
+
+def referenced(names: Iterable[str]) -> set[str]:
+    """Those of ``names`` that some row refers to.
 
     Names of the app start with the content's SHA-256, so only the rows of
-    that content are read (one indexed query); renditions are looked up in
-    Python, which works the same on every database's JSON.
+    that content are read: one indexed query per content, however many of its
+    files are asked about. Renditions are looked up in Python, which works the
+    same on every database's JSON.
     """
-    sha256 = name_sha256(name)
-    if sha256 is None:
-        return UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists()
-    rows = UploadedImage.objects.filter(sha256=sha256).values_list(
-        "original", "resized", "renditions"
-    )
-    for original, resized, renditions in rows:
-        if name in (original, resized) or any(
-            isinstance(entry, dict) and entry.get("name") == name for entry in renditions or ()
-        ):
-            return True
-    return False
+    found: set[str] = set()
+    by_content: dict[str, set[str]] = {}
+    for name in names:
+        sha256 = name_sha256(name)
+        if sha256 is not None:
+            by_content.setdefault(sha256, set()).add(name)
+        elif UploadedImage.objects.filter(Q(original=name) | Q(resized=name)).exists():
+            found.add(name)
+    for sha256, asked in by_content.items():
+        rows = UploadedImage.objects.filter(sha256=sha256).values_list(
+            "original", "resized", "renditions"
+        )
+        for original, resized, renditions in rows:
+            used = {original, resized}
+            used.update(entry.get("name") for entry in renditions or () if isinstance(entry, dict))
+            found |= asked & used
+    return found
 
 
 def delete_unreferenced(names: Iterable[str]) -> None:
@@ -144,8 +165,10 @@ def delete_unreferenced(names: Iterable[str]) -> None:
     Called after the deleting transaction commits; a rollback keeps the files.
     Storage errors are logged, never raised.
     """
-    for name in names:
-        if not name or is_referenced(name):
+    candidates = [name for name in dict.fromkeys(names) if name]
+    still_used = referenced(candidates)
+    for name in candidates:
+        if name in still_used:
             continue
         # A resized file: forget the cached result that points at it.
         results.forget_file(name)

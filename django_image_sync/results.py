@@ -3,7 +3,10 @@ resized twice. Any Django cache (``IMAGE_SYNC["CACHE"]``); it only saves work.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import caches
@@ -77,6 +80,26 @@ def result_of(image: UploadedImage, plan: processing.RenditionPlan) -> dict[str,
         "renditions": list(image.renditions),
         "placeholder": image.placeholder,
     }
+
+
+@contextlib.contextmanager
+def exclusive(name: str, seconds: float) -> Iterator[bool]:
+    """Hold a lock named ``name`` in the cache for at most ``seconds``; yields whether
+    it was taken (True too when the cache cannot be reached: it only guards)."""
+    key = f"image_sync:lock:{name}"
+    cache = caches[conf.get("CACHE")]
+    try:
+        taken = bool(cache.add(key, os.getpid(), seconds))
+    except Exception:
+        logger.warning("django-image-sync: cache lock %s not taken", key, exc_info=True)
+        yield True
+        return
+    try:
+        yield taken
+    finally:
+        if taken:
+            with contextlib.suppress(Exception):
+                cache.delete(key)
 
 
 def forget_file(name: str) -> None:

@@ -11,9 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from . import conf, files, processing, results
+from . import conf, files, processing, queue, results
 from .files import TransientError
-from .models import Status, UploadedImage, main_size, resized_name
+from .models import Status, UploadedImage, main_size, output_entries, resized_name
 from .signals import image_failed, image_processed
 from .storage import image_storage
 
@@ -88,19 +88,37 @@ def refresh_outputs(image_id: int) -> str:
     The row keeps serving its old outputs until the new ones are written;
     then it is switched to them in one conditional UPDATE, and the files no
     row refers to any more are deleted. Outputs the row already has under
-    the same names are not encoded again. Returns "done", "current" (nothing
-    to do) or "skipped" (the row changed or went away meanwhile).
+    the same names are not encoded again. One refresh of an image runs at a
+    time (a lock in the cache), so a failed one can delete what it wrote.
+    Returns "done", "current" (nothing to do) or "skipped" (the row changed,
+    went away, or another refresh of it is running).
     """
+    limit = conf.get("PROCESSING_TIME_LIMIT") + queue.HARD_TIME_LIMIT_GRACE
+    with results.exclusive(f"refresh:{image_id}", limit) as taken:
+        if not taken:
+            return "skipped"
+        return _refresh(image_id)
+
+
+def _refresh(image_id: int) -> str:
     image = UploadedImage.objects.filter(pk=image_id, status=Status.DONE).first()
     if image is None:
         return "skipped"
     plan = conf.output_plan()
     if image.is_current(plan):
         return "current"
+    old = set(image.output_names())
     key = results.result_cache_key(image.sha256, plan.main)
     result = _known(image, plan, key)
     if result is None:
-        made = _render_and_store(image, plan, force=False)
+        try:
+            made = _render_and_store(image, plan, force=False)
+        except BaseException:
+            # Nothing but this refresh writes these names now: what it wrote
+            # and no row refers to goes, so a failed backfill leaves no file.
+            planned = output_entries(image.sha256, plan, main_size(image, plan))
+            files.delete_unreferenced([e["name"] for e in planned if e["name"] not in old])
+            raise
         if isinstance(made, str):
             # The settings now ask for more than this image may cost (a
             # lowered budget): it keeps its current outputs.
@@ -108,7 +126,6 @@ def refresh_outputs(image_id: int) -> str:
             return "skipped"
         result = made
         results.remember(key, result)
-    old = set(image.output_names())
     moved = UploadedImage.objects.filter(
         pk=image_id, status=Status.DONE, updated=image.updated
     ).update(updated=timezone.now(), **_fields(result))
@@ -185,13 +202,8 @@ def _store(
     *,
     force: bool,
 ) -> dict[str, Any]:
-    """Write each new output once under its content-addressed name; the result.
-
-    If a write fails, what this call wrote and no row refers to is deleted
-    before the error is raised, so a failure leaves no file behind.
-    """
+    """Write each new output once under its content-addressed name; the result."""
     entries: list[dict[str, Any]] = []
-    written: list[str] = []
     name = ""
     try:
         for output in rendered.outputs:
@@ -206,8 +218,7 @@ def _store(
                     # An earlier attempt may have been killed while writing.
                     files.remove_incoming(name)
                 size = len(output.data)
-                if files.write_once(name, ContentFile(output.data), size):
-                    written.append(name)
+                files.write_once(name, ContentFile(output.data), size)
             entries.append(
                 {
                     "format": planned.format,
@@ -218,10 +229,11 @@ def _store(
                 }
             )
     except SoftTimeLimitExceeded:
-        files.delete_unreferenced(written)
         raise
     except Exception as exc:
-        files.delete_unreferenced(written)
+        # What this attempt wrote stays for the retry, which writes the same
+        # names (or reuses them); another run of the same image may be using
+        # them too. An image that fails for good has them deleted (fail_image).
         raise TransientError(f"cannot store the resized file {name}: {exc}") from exc
     main = entries[0]
     return {
@@ -270,10 +282,17 @@ def _over_budget(data: bytes, spec: processing.ResizeSpec) -> str | None:
 
 
 def fail_image(image_id: int, error: str) -> str:
-    """Mark an image failed with a readable error and tell the site."""
+    """Mark an image failed with a readable error and tell the site.
+
+    Outputs that earlier attempts wrote and no row refers to are deleted: an
+    image that failed for good leaves no file but its original behind.
+    """
     if UploadedImage.objects.transition(image_id, Status.FAILED, error=error[:2000]):
         logger.warning("django-image-sync: image %s failed: %s", image_id, error)
         image = UploadedImage.objects.get(pk=image_id)
+        plan = conf.output_plan()
+        planned = output_entries(image.sha256, plan, main_size(image, plan))
+        files.delete_unreferenced([entry["name"] for entry in planned])
         image_failed.send(sender=UploadedImage, image=image, error=image.error)
         return Status.FAILED
     return "skipped"

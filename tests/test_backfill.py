@@ -143,3 +143,37 @@ def test_no_stored_file_is_ever_unreferenced(settings, monkeypatch, clear_cache)
     for image in UploadedImage.objects.all():
         for name in image.stored_names():
             assert name in stored
+
+
+def test_an_image_that_fails_for_good_leaves_only_its_original(monkeypatch, clear_cache):
+    [outcome] = services.upload_images([upload(jpeg_bytes((2400, 1600), seed=921), "a.jpg")])
+    real_write = files.write_once
+    writes: list[str] = []
+
+    def refusing(name, content, size):  # type: ignore[no-untyped-def]
+        writes.append(name)
+        if len(writes) == 4:
+            raise OSError("storage refused the write")
+        return real_write(name, content, size)
+
+    monkeypatch.setattr(files, "write_once", refusing)
+    with pytest.raises(files.TransientError):
+        services.process_image(outcome.image.pk)
+    # Kept for the retry (which writes the same names, or another run may use them).
+    assert len(stored_files("resized")) == 3
+    # The task gives up: the image fails for good and its outputs go with it.
+    assert worker.fail_image(outcome.image.pk, "gave up after 4 tries") == Status.FAILED
+    assert stored_files("resized") == []
+    assert stored_files() == [UploadedImage.objects.get().original.name]
+
+
+def test_one_refresh_of_an_image_at_a_time(settings, clear_cache):
+    image = upload_done(jpeg_bytes((1600, 1200), seed=931), "one.jpg")
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (800,)}
+    from django_image_sync import results
+
+    with results.exclusive(f"refresh:{image.pk}", 30) as taken:
+        assert taken
+        assert worker.refresh_outputs(image.pk) == "skipped"  # another refresh holds it
+    assert worker.refresh_outputs(image.pk) == Status.DONE
+    assert worker.refresh_outputs(image.pk) == "current"
