@@ -44,15 +44,23 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from bench.images import CORPUS, corpus_images, encode, generated_images, photo_like  # noqa: E402
+from django_image_sync.conf import FORMAT_OPTION_DEFAULTS  # noqa: E402
 
 BOX = (1920, 1080)
 WIDTHS = (480, 960, 1440)
 JPEG_QUALITY = 85
 WHITE = (255, 255, 255)
 
-# The settings recommended as defaults (chosen with --sweep; docs/performance.md).
-AVIF_DEFAULT = (75, 9)  # (quality, speed)
-WEBP_DEFAULT = (90, 2)  # (quality, method)
+# The package's defaults (chosen with --sweep; docs/performance.md), so that the
+# normal run always measures what a site gets without FORMAT_OPTIONS.
+AVIF_DEFAULT = (  # (quality, speed)
+    FORMAT_OPTION_DEFAULTS["AVIF"]["quality"],
+    FORMAT_OPTION_DEFAULTS["AVIF"]["speed"],
+)
+WEBP_DEFAULT = (  # (quality, method)
+    FORMAT_OPTION_DEFAULTS["WEBP"]["quality"],
+    FORMAT_OPTION_DEFAULTS["WEBP"]["method"],
+)
 
 # The sweep's grid. Above AVIF q65 and WebP q85: added because no lower
 # setting reached the JPEG's SSIM.
