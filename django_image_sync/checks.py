@@ -205,7 +205,7 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
     target = processing.fit_within(6000, 4000, (int(box[0]), int(box[1])))
     layout = processing.with_jpeg_decode_size(ORDINARY_PHOTO, target)
     backend = processing.backend_name(str(conf.get("BACKEND")))
-    needed = costs.memory_needed(layout, target, backend)
+    needed = costs.memory_needed(layout, target, backend, conf.extra_format_names())
     if value < needed:
         return [
             _warning(

@@ -173,12 +173,19 @@ def output_plan() -> processing.RenditionPlan:
     )
 
 
+def extra_format_names() -> tuple[str, ...]:
+    """RENDITION_FORMATS as upper-case names; () where the setting is malformed (E014)."""
+    raw = get("RENDITION_FORMATS")
+    return tuple(str(f).upper() for f in raw) if isinstance(raw, list | tuple) else ()
+
+
 def cost_limits(spec: processing.ResizeSpec) -> dict[str, Any]:
     """The decode budgets, as keyword arguments of ``processing.inspect_image``:
     what a worker may spend on one image resized to ``spec``."""
     return {
         "box": spec.box,
         "backend": spec.backend,
+        "formats": extra_format_names(),
         "max_decode_memory": get("MAX_DECODE_MEMORY"),
         "max_jpeg_scans": get("MAX_JPEG_SCANS"),
     }

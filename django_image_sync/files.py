@@ -43,8 +43,9 @@ def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
     local_path = _local_path(name)
     if local_path is not None:
         for _ in range(2):
-            temporary = storage.save(_incoming_name(name), content)
+            temporary = _incoming_name(name)
             try:
+                temporary = storage.save(temporary, content)
                 os.replace(storage.path(temporary), local_path)
             except FileNotFoundError:
                 # Another run of the same image (a redelivery racing this one)

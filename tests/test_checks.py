@@ -458,3 +458,10 @@ def test_w003_a_backend_of_the_sites_own_without_render():
     assert "makes the main output only" in messages[0].msg
     bare = {"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False}
     assert messages_for(BACKEND="tests.support.resize_only_backend", **bare) == []
+
+
+def test_e014_a_format_libvips_cannot_save(monkeypatch):
+    pyvips = pytest.importorskip("pyvips")
+    monkeypatch.setattr(pyvips, "get_suffixes", lambda: [".jpg", ".png", ".webp"])
+    message = only(messages_for(BACKEND="vips"), "E014")
+    assert "needs AVIF output, which the vips backend cannot write here" in message.msg

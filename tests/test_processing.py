@@ -1391,3 +1391,18 @@ def test_interlaced_png_costs_libvips_the_whole_image():
 )
 def test_megabytes_are_shown_as_djangos_filesizeformat_counts_them(amount, shown):
     assert costs.megabytes(amount) == shown
+
+
+def test_encoding_renditions_counts_once_the_decode_is_done():
+    """The peak is the decode's or the encoders', whichever is larger (not their sum)."""
+    from django_image_sync.processing import costs
+
+    photo = costs.SourceLayout(format="JPEG", size=(6000, 4000), mode="RGB")
+    photo = processing.with_jpeg_decode_size(photo, (1620, 1080))
+    decode = costs.memory_needed(photo, (1620, 1080), "pillow")
+    with_avif = costs.memory_needed(photo, (1620, 1080), "pillow", ("AVIF", "WEBP"))
+    assert with_avif == max(decode, costs.outputs_memory((1620, 1080), ("AVIF", "WEBP")))
+    assert with_avif > decode  # a baseline JPEG decodes reduced: AVIF's encoder is the peak
+    big_png = costs.SourceLayout(format="PNG", size=(7000, 7000), mode="RGBA", channels=4)
+    png_decode = costs.memory_needed(big_png, (1080, 1080), "pillow")
+    assert costs.memory_needed(big_png, (1080, 1080), "pillow", ("AVIF",)) == png_decode

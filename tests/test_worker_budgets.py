@@ -27,7 +27,7 @@ from django_image_sync.models import Status, UploadedImage
 from django_image_sync.processing import costs
 from django_image_sync.processing.backends import pillow as pillow_backend
 from tests.conftest import WorkerProcess, redis_reachable, service_unavailable, wait_for_status
-from tests.images import encode, plain_png, progressive_jpeg, upload
+from tests.images import encode, jpeg_bytes, plain_png, progressive_jpeg, upload
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -126,6 +126,8 @@ def flat_jpeg(size: tuple[int, int]) -> bytes:
 # The largest file of each kind the defaults accept on each backend.
 LARGEST: dict[str, list[tuple[str, Callable[[], bytes]]]] = {
     "pillow": [
+        # A photo with real detail: its AVIF and WebP renditions cost more than its decode.
+        ("photo-like JPEG 24 MP", lambda: jpeg_bytes((6000, 4000), seed=8)),
         ("progressive JPEG 50 MP, 100 scans", lambda: progressive_jpeg((7070, 7070), 100)),
         ("baseline JPEG 50 MP", lambda: flat_jpeg((7070, 7070))),
         ("RGB PNG 42 MP", lambda: plain_png(6500, 6500, mode="RGB")),
@@ -136,6 +138,7 @@ LARGEST: dict[str, list[tuple[str, Callable[[], bytes]]]] = {
         ("16-bit grey PNG 19.8 MP", lambda: plain_png(4450, 4450, mode="L", depth=16)),
     ],
     "vips": [
+        ("photo-like JPEG 24 MP", lambda: jpeg_bytes((6000, 4000), seed=8)),
         ("progressive JPEG 50 MP", lambda: progressive_jpeg((7070, 7070), 10)),
         ("RGBA PNG 50 MP", lambda: plain_png(7070, 7070)),
         ("RGBA PNG 43 MP, interlaced", lambda: plain_png(6600, 6600, interlace=True)),
@@ -191,6 +194,7 @@ def test_largest_accepted_files_stay_within_their_memory_estimate(
             backend=backend,
             max_decode_memory=costs.MiB * 256,
             max_jpeg_scans=100,
+            formats=("AVIF", "WEBP"),
         )
         image = upload_one(data, f"{label}.{info.extension}")
         tasks.resize_image.apply_async((image.pk,), queue=worker.queue)

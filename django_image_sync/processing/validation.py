@@ -75,6 +75,7 @@ def inspect_image(
     backend: str = "pillow",
     max_decode_memory: int | None = None,
     max_jpeg_scans: int | None = None,
+    formats: tuple[str, ...] = (),
 ) -> ImageInfo:
     """Check that ``fileobj`` is an acceptable image, cheaply, and describe it.
 
@@ -91,7 +92,8 @@ def inspect_image(
     ``backend`` needs to resize it into ``box`` (the full image where ``box``
     is None) must stay within ``max_decode_memory`` bytes, and a JPEG may
     have at most ``max_jpeg_scans`` scans (each is a pass over the whole
-    image). None means no limit.
+    image). None means no limit. ``formats`` are the extra formats the worker
+    encodes too (their encoders' memory counts once the decode is done).
     Raises :class:`ImageProblem` with a ``code`` naming the broken rule.
     """
     size = check_byte_size(fileobj, max_bytes)
@@ -160,7 +162,7 @@ def inspect_image(
     if jpeg is not None:
         stored_target = (target[1], target[0]) if turned else target
         layout = with_jpeg_decode_size(layout, stored_target)
-    memory = costs.memory_needed(layout, target, backend)
+    memory = costs.memory_needed(layout, target, backend, formats)
     scans = jpeg.scans if jpeg is not None else 1
     check_cost(layout, memory, scans, max_decode_memory, max_jpeg_scans)
     fileobj.seek(0)
