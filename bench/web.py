@@ -342,8 +342,19 @@ COUNTS_SQL = (
 )
 
 
-def drain(s: Site, workdir: Path, tag: str, count: int, image: Path, processes: int) -> float:
-    """Queue ``count`` new images, start a worker with ``processes``; seconds to drain."""
+def drain(
+    s: Site,
+    workdir: Path,
+    tag: str,
+    count: int,
+    image: Path,
+    processes: int,
+    *,
+    main_only: bool = False,
+) -> float:
+    """Queue ``count`` new images, start a worker with ``processes``; seconds to drain.
+
+    ``main_only``: the worker makes the main output alone (no renditions)."""
     argv = [sys.executable, "-m", "bench.site.driver", "backlog", tag, str(count), str(image)]
     run_checked(argv, s.env)
     worker_argv = [sys.executable, "-m", "celery", "-A", "bench.site.celery_app", "worker"]
@@ -357,7 +368,7 @@ def drain(s: Site, workdir: Path, tag: str, count: int, image: Path, processes: 
         f"worker-{tag}",
         worker_argv,
         cwd=REPO,
-        env=s.env,
+        env={**s.env, "BENCH_MAIN_ONLY": "1"} if main_only else s.env,
         log=workdir / f"worker-{tag}.log",
         grace=20,
     )
@@ -394,8 +405,15 @@ def drain(s: Site, workdir: Path, tag: str, count: int, image: Path, processes: 
 def worker_benchmark(
     s: Site, workdir: Path, image: Path, count: int, rounds: int
 ) -> dict[str, object]:
-    one, two = [], []
+    one, two, main = [], [], []
     for index in range(rounds):
+        main.append(count / drain(s, workdir, f"w0r{index}", count, image, 1, main_only=True))
         one.append(count / drain(s, workdir, f"w1r{index}", count, image, 1))
         two.append(count / drain(s, workdir, f"w2r{index}", count, image, 2))
-    return {"one": max(one), "two": max(two), "count": count, "image": image.name}
+    return {
+        "main": max(main),
+        "one": max(one),
+        "two": max(two),
+        "count": count,
+        "image": image.name,
+    }

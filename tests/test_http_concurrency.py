@@ -243,8 +243,10 @@ def test_parallel_uploads_of_the_same_bytes_store_one_original_and_one_row_per_o
     resized = {image.resized.name for image in done}
     assert len(resized) == 1
 
-    # One original and one resized file, both in use: nothing orphaned, no copies.
-    assert media_files() == sorted([stored, *resized])
+    # One original and one set of outputs, all in use: nothing orphaned, no copies.
+    outputs = {name for image in done for name in image.output_names()}
+    assert len(outputs) == len(done[0].renditions)
+    assert media_files() == sorted([stored, *outputs])
     assert (Path(settings.MEDIA_ROOT) / stored).read_bytes() == data
 
     assert " 500 " not in log, log[-6000:]

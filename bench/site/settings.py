@@ -101,6 +101,9 @@ IMAGE_SYNC = {
     "MAX_FILE_SIZE": 32 * 1024 * 1024,
     "PAGE_SIZE": 50,
 }
+if os.environ.get("BENCH_MAIN_ONLY") == "1":
+    # The main output alone, as before renditions: the worker part's baseline.
+    IMAGE_SYNC.update({"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False})
 
 LOGGING = {
     "version": 1,
