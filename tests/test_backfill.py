@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from django_image_sync import conf, files, services, worker
+from django_image_sync import conf, files, queue, services, worker
 from django_image_sync.models import Status, UploadedImage
 from tests.conftest import WorkerProcess
 from tests.images import jpeg_bytes, upload
@@ -24,6 +24,13 @@ from tests.support.media import media_root, stored_files
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 NEW_WIDTHS = (320, 960, 1440)  # 480 goes, 320 comes (made from the 960)
+
+
+@pytest.fixture(autouse=True)
+def processed_here(monkeypatch):  # type: ignore[no-untyped-def]
+    """Uploads are processed in this process, never by a session worker picking
+    up their resize task meanwhile (the refresh tasks still go to a worker)."""
+    monkeypatch.setattr(queue, "enqueue_resize", lambda *args, **kwargs: True)
 
 
 def upload_done(data: bytes, name: str) -> UploadedImage:
@@ -129,7 +136,7 @@ def test_no_stored_file_is_ever_unreferenced(settings, monkeypatch, clear_cache)
     monkeypatch.setattr(files, "write_once", refusing)
     with pytest.raises(files.TransientError, match="storage refused"):
         worker.refresh_outputs(failing.pk)
-    monkeypatch.undo()
+    monkeypatch.setattr(files, "write_once", real_write)
     settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (600,), "RENDITION_FORMATS": ("WEBP",)}
     still_old = UploadedImage.objects.get(pk=failing.pk)
     assert still_old.renditions == failing.renditions  # the old outputs are still served
