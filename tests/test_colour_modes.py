@@ -147,3 +147,27 @@ def test_png_output_keeps_the_transparency(name, backend):
     out = Image.open(io.BytesIO(result.data)).convert("RGBA")
     assert out.getpixel((3 * W // 4, H // 2))[3] == 0, name
     assert out.getpixel((W // 4, H // 2))[3] > 0, name
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("fmt", ["AVIF", "WEBP"])
+@pytest.mark.parametrize("name", ["grey 8-bit, tRNS key", "grey+alpha 16-bit", "RGBA 8-bit"])
+def test_avif_and_webp_renditions_keep_the_transparency(name, fmt, backend):
+    """Formats with alpha keep it, grey going to them as RGB(A) (processing.rules.output_mode)."""
+    data, left, _right = CASES[name]
+    spec = processing.ResizeSpec(box=(1920, 1080), background=WHITE, backend=backend)
+    plan = processing.RenditionPlan(spec, formats=(processing.Encoding(fmt, (("quality", 90),)),))
+    render = processing.renderer_for(backend)
+    assert render is not None
+    [_jpeg, extra] = render(io.BytesIO(data), plan, frozenset()).outputs
+    assert extra.data is not None
+    out = Image.open(io.BytesIO(extra.data))
+    assert out.format == fmt
+    assert "A" in out.mode
+    pixels = out.convert("RGBA")
+    assert pixels.getpixel((3 * W // 4, H // 2))[3] == 0, name
+    shown = Image.alpha_composite(Image.new("RGBA", (W, H), (*WHITE, 255)), pixels).convert("RGB")
+    assert _near(shown.getpixel((W // 4, H // 2)), left, 12), (
+        name,
+        shown.getpixel((W // 4, H // 2)),
+    )

@@ -160,6 +160,25 @@ def flatten(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return canvas
 
 
+# Output formats without an alpha channel (flattened onto the background), and
+# those whose encoders take no greyscale (given the same grey as RGB).
+FORMATS_WITHOUT_ALPHA = frozenset({"JPEG"})
+FORMATS_WITHOUT_GREY = frozenset({"AVIF", "WEBP"})
+
+
+def output_mode(mode: str, out_format: str) -> str:
+    """The mode a workable image (L, LA, RGB, RGBA) is encoded in as ``out_format``.
+
+    Both backends follow it: alpha is flattened for formats without it, grey
+    goes as RGB to encoders without grey; anything else is kept as it is.
+    """
+    if out_format in FORMATS_WITHOUT_ALPHA:
+        mode = mode.removesuffix("A")
+    if out_format in FORMATS_WITHOUT_GREY and mode.startswith("L"):
+        mode = "RGB" + mode[1:]
+    return mode
+
+
 def keeps_icc_profile(source_mode: str, output_mode: str) -> bool:
     """Whether an output keeps the source's ICC profile: only where the colour
     space is unchanged (RGB-like in and out, or grey in and out), so colours

@@ -17,6 +17,7 @@ from ..rules import (
     header_orientation,
     keeps_icc_profile,
     open_image,
+    output_mode,
     three_eighths_size,
     to_workable_mode,
 )
@@ -95,11 +96,11 @@ def _encode(
 ) -> tuple[bytes, Image.Image]:
     """``im`` encoded as ``encoding`` asks; the pixels encoded are returned too."""
     out_format = encoding.format
-    if out_format == "JPEG":
+    mode = output_mode(im.mode, out_format)
+    if mode != im.mode and not mode.endswith("A") and im.mode.endswith("A"):
         im = flatten(im, spec.background)
-    elif im.mode in ("LA", "L") and out_format in ("AVIF", "WEBP"):
-        # Neither encoder takes grey: give them the same grey as RGB(A).
-        im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+    if mode != im.mode:
+        im = im.convert(mode)
     keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
     save_args: dict[str, Any] = {}
     if keep_icc:

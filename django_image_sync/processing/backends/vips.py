@@ -37,6 +37,7 @@ from ..rules import (
     header_orientation,
     keeps_icc_profile,
     open_image,
+    output_mode,
     to_workable_mode,
 )
 from ..structure import png_exif_chunks
@@ -167,16 +168,15 @@ def _encode(
 ) -> tuple[bytes, Any]:
     """``image`` encoded as ``encoding`` asks; the pixels encoded are returned too."""
     out_format = encoding.format
-    if out_format == "JPEG" and image.hasalpha():
+    mode = output_mode(_mode_of(image), out_format)
+    if image.hasalpha() and not mode.endswith("A"):
         background: list[float] = list(spec.background)
         if image.bands == 2:
             # Same grey as the Pillow backend's flatten onto an L canvas.
             red, green, blue = spec.background
             background = [round(0.299 * red + 0.587 * green + 0.114 * blue)]
         image = image.flatten(background=background)
-    elif out_format in ("AVIF", "WEBP") and _mode_of(image).startswith("L"):
-        # As in the Pillow backend: grey goes to these encoders as RGB(A).
-        image = image.colourspace("srgb")
+    image = _to_mode(image, mode)
     out_mode = _mode_of(image)
 
     keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, out_mode)
