@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan, fit_within
-from .storage import get_storage
+from .storage import file_url, get_storage
 
 
 class Status:
@@ -261,8 +261,8 @@ class Rendition:
 
     @property
     def url(self) -> str:
-        """The storage's URL for the file: string work for local and S3 storages."""
-        return str(get_storage().url(self.name))
+        """The storage's URL for the file: string work, no storage call."""
+        return file_url(self.name)
 
     @property
     def mime_type(self) -> str:

@@ -8,6 +8,7 @@ import os
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 
 from django_image_sync import files
 from django_image_sync.models import UploadedImage
@@ -60,3 +61,42 @@ def test_only_files_no_row_refers_to_are_deleted(alice, clear_cache):
 
     UploadedImage.objects.filter(pk=row.pk).delete()  # the receiver deletes after commit
     assert stored_files() == []
+
+
+# -- URLs of stored files ---------------------------------------------------------------
+
+
+class SignedStorage(FileSystemStorage):
+    """URLs that differ per file beyond the name (as S3's signed URLs do)."""
+
+    def url(self, name):  # type: ignore[no-untyped-def]
+        return super().url(name) + f"?signature={len(name)}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "image_sync/resized/ab/cd/" + "ab" * 32 + "-0123456789ab.avif",
+        "image_sync/originals/ab/cd/" + "cd" * 32 + ".jpg",
+        "uploads with space/résumé #1.jpg",  # needs escaping: the storage's own url()
+    ],
+)
+def test_file_url_is_the_storages_url(settings, name):
+    from django_image_sync.storage import file_url, image_storage
+
+    assert file_url(name) == image_storage.url(name)
+    settings.MEDIA_URL = "https://cdn.example.com/m/"
+    assert file_url(name) == image_storage.url(name)
+    assert file_url(name).startswith("https://cdn.example.com/m/")
+
+
+def test_file_url_leaves_signed_urls_to_the_storage(settings):
+    from django_image_sync.storage import file_url
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "signed": {"BACKEND": "tests.test_files.SignedStorage"},
+    }
+    settings.IMAGE_SYNC = {"STORAGE": "signed"}
+    for name in ("a/" + "ab" * 32 + "-k.jpg", "b/" + "cd" * 32 + "-kk.webp"):
+        assert file_url(name).endswith(f"?signature={len(name)}")

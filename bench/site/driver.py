@@ -23,17 +23,26 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from bench.images import with_unique_comment  # noqa: E402
-from django_image_sync import services  # noqa: E402
-from django_image_sync.models import Status, UploadedImage  # noqa: E402
+from django_image_sync import conf, services  # noqa: E402
+from django_image_sync.models import Status, UploadedImage, output_entries  # noqa: E402
 
 
 def gallery(rows: int, repeats: int) -> dict[str, object]:
     UploadedImage.objects.filter(original_name__startswith="gallery-").delete()
-    sha = "ab" * 32
+    plan = conf.output_plan()
+
+    def outputs(index: int) -> list[dict[str, object]]:
+        # The outputs the settings give a 4000x3000 photo: 1440, 960, 480 wide,
+        # in JPEG, AVIF and WebP, so each tile is the <picture> a site serves.
+        entries = output_entries(f"{index:064x}", plan, (1440, 1080))
+        return [{**entry, "size": 100_000} for entry in entries]
+
     UploadedImage.objects.bulk_create(
         UploadedImage(
             original=f"image_sync/originals/ab/ab/{index:064x}.jpg",
-            resized=f"image_sync/resized/ab/ab/{index:064x}-{sha[:12]}.jpg",
+            resized=outputs(index)[0]["name"],
+            renditions=outputs(index),
+            placeholder="data:image/webp;base64," + "A" * 300,
             original_name=f"gallery-{index}.jpg",
             md5=f"{index:032x}",
             sha256=f"{index:064x}",
