@@ -462,6 +462,17 @@ def test_w003_a_backend_of_the_sites_own_without_render():
 
 def test_e014_a_format_libvips_cannot_save(monkeypatch):
     pyvips = pytest.importorskip("pyvips")
-    monkeypatch.setattr(pyvips, "get_suffixes", lambda: [".jpg", ".png", ".webp"])
+    monkeypatch.setattr(pyvips, "get_suffixes", lambda: [".jpg", ".png", ".avif"])
+    message = only(messages_for(BACKEND="vips"), "E014")
+    assert "needs WEBP output, which the vips backend cannot write here" in message.msg
+    assert "this libvips has no WEBP saver" in message.msg
+
+
+def test_e014_avif_on_the_vips_backend_needs_pillows_encoder(monkeypatch):
+    pytest.importorskip("pyvips")
+    from django_image_sync import output_checks
+
+    real = output_checks.features.check
+    monkeypatch.setattr(output_checks.features, "check", lambda name: name != "avif" and real(name))
     message = only(messages_for(BACKEND="vips"), "E014")
     assert "needs AVIF output, which the vips backend cannot write here" in message.msg

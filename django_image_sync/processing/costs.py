@@ -164,8 +164,9 @@ def vips_memory(layout: SourceLayout, target: tuple[int, int]) -> int:
 # photo, both backends: AVIF (libaom) about 17, WebP and JPEG within the noise.
 ENCODER_BYTES_PER_PIXEL = {"AVIF": 20, "WEBP": 4, "JPEG": 2, "PNG": 2}
 # Bytes an encoder's library adds once, whatever the size, the first time a worker
-# process uses it (code and tables): a 24 MP photo measured 92 MB in a new libvips
-# pool process against 57 MB in a Pillow one, both with AVIF and WebP.
+# process uses it (code and tables): a 24 MP photo measured 77 MB in a new libvips
+# process against 56 MB in a Pillow one, both with AVIF and WebP (AVIF through
+# Pillow on one thread on both; libvips' own heifsave varied from 62 to 93 MB).
 ENCODER_FIXED_BYTES = {"AVIF": 32 * MiB}
 
 
