@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-from . import processing
+from . import processing, results
 from .models import Status, UploadedImage, main_size, output_entries
 from .queue import enqueue_refresh
 from .storage import image_storage
@@ -23,7 +23,7 @@ class Plan:
 
     done: int = 0
     stale_ids: list[int] = field(default_factory=list)
-    # ("AVIF", 480) -> how many images need that output made.
+    # ("AVIF", 480) -> how many files of that kind are to be made.
     new_outputs: Counter[tuple[str, int]] = field(default_factory=Counter)
     # Files no row would refer to once every image is up to date.
     unreferenced: set[str] = field(default_factory=set)
@@ -47,6 +47,7 @@ def make_plan(plan: processing.RenditionPlan, *, sample: int = 3) -> Plan:
     result = Plan()
     kept: set[str] = set()
     dropped: set[str] = set()
+    counted: set[str] = set()
     for image in _done_rows().iterator(chunk_size=500):
         result.done += 1
         have = set(image.output_names())
@@ -56,7 +57,9 @@ def make_plan(plan: processing.RenditionPlan, *, sample: int = 3) -> Plan:
         result.stale_ids.append(image.pk)
         wanted = output_entries(image.sha256, plan, main_size(image, plan))
         for entry in wanted:
-            if entry["name"] not in have:
+            # Counted once a file: twin rows (other dedup scopes) share theirs.
+            if entry["name"] not in have and entry["name"] not in counted:
+                counted.add(entry["name"])
                 result.new_outputs[(entry["format"], entry["width"])] += 1
         names = {entry["name"] for entry in wanted}
         kept |= names
@@ -85,6 +88,17 @@ def _measure(ids: list[int], plan: processing.RenditionPlan) -> tuple[float | No
     return spent / len(ids), len(ids)
 
 
+@dataclass
+class Applied:
+    """What ``apply`` came to."""
+
+    current: int = 0
+    gone: int = 0
+    # id -> why it is not up to date ("skipped", "failed: ...", "timed out", ...)
+    behind: dict[int, str] = field(default_factory=dict)
+    stopped: str = ""
+
+
 def apply(
     ids: list[int],
     plan: processing.RenditionPlan,
@@ -94,33 +108,53 @@ def apply(
     batch_timeout: float,
     queue: str | None,
     progress: Callable[[str], None],
-) -> tuple[int, list[int]]:
+) -> Applied:
     """Queue a refresh of each image, ``batch_size`` at a time, at most ``rate`` a
-    second, waiting for a batch to be done before the next (or ``batch_timeout``).
-
-    Returns how many were brought up to date and the ids that were not.
+    second, and wait for each batch before the next: until each of its images
+    is up to date, gone, or its refresh reported why not (``results.note_refresh``),
+    or ``batch_timeout`` seconds. Stops when the broker cannot be reached, or
+    when a whole batch timed out with nothing done (no worker on the queue?).
     """
-    current = 0
-    behind: list[int] = []
+    applied = Applied()
     for batch in _batches(ids, batch_size):
+        results.forget_refreshes(batch)
+        waiting: set[int] = set()
         for pk in batch:
-            enqueue_refresh(pk, queue=queue)
+            if not enqueue_refresh(pk, queue=queue):
+                applied.stopped = "the broker could not be reached"
+                applied.behind.update((p, "not queued") for p in batch[batch.index(pk) :])
+                break
+            waiting.add(pk)
             time.sleep(1 / rate if rate > 0 else 0)
-        waiting = set(batch)
+        queued = len(waiting)
         deadline = time.monotonic() + batch_timeout
         while waiting and time.monotonic() < deadline:
             time.sleep(0.5)
             rows = {row.pk: row for row in UploadedImage.objects.filter(pk__in=waiting)}
-            # Done with the plan's outputs, or gone or started over: nothing to wait for.
-            waiting = {
-                pk
-                for pk in waiting
-                if pk in rows and rows[pk].status == Status.DONE and not rows[pk].is_current(plan)
-            }
-        current += len(batch) - len(waiting)
-        behind += sorted(waiting)
-        progress(f"{current} of {len(ids)} images up to date")
-    return current, behind
+            outcomes = results.refresh_outcomes(sorted(waiting))
+            for pk in sorted(waiting):
+                row = rows.get(pk)
+                if row is None or row.status != Status.DONE:
+                    applied.gone += 1  # deleted or started over: nothing to bring up to date
+                elif row.is_current(plan):
+                    applied.current += 1
+                elif outcomes.get(pk, "done") not in ("done", "current"):
+                    applied.behind[pk] = outcomes[pk]
+                else:
+                    continue
+                waiting.discard(pk)
+        timed_out = len(waiting)
+        applied.behind.update((pk, "not refreshed in time") for pk in waiting)
+        progress(f"{applied.current} of {len(ids)} images up to date")
+        if applied.stopped:
+            break
+        if queued and timed_out == queued:
+            applied.stopped = (
+                f"no image of the last batch was refreshed in {batch_timeout:.0f} s: "
+                "is a worker consuming the queue?"
+            )
+            break
+    return applied
 
 
 def _batches(ids: list[int], size: int) -> Iterator[list[int]]:

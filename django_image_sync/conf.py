@@ -161,8 +161,8 @@ def output_plan() -> processing.RenditionPlan:
     if not can_render:
         return processing.RenditionPlan(spec)
     formats = []
-    for name in get("RENDITION_FORMATS") or ():
-        format_name = str(name).upper()
+    # Each format once, whatever the list repeats (the order only orders <source>s).
+    for format_name in dict.fromkeys(str(name).upper() for name in get("RENDITION_FORMATS") or ()):
         options = tuple(sorted(format_options(format_name).items()))
         formats.append(processing.Encoding(format_name, options))
     return processing.RenditionPlan(

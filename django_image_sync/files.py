@@ -3,6 +3,7 @@ storage has local paths, and deleted when no row refers to them any more."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
@@ -27,7 +28,9 @@ class TransientError(Exception):
     """Storage (or the database) failed in a way that a later retry may not."""
 
 
-def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
+def write_once(
+    name: str, content: IO[bytes] | File[Any], size: int, *, replace: bool = False
+) -> bool:
     """Store ``content`` (``size`` bytes) at the content-addressed ``name`` unless it is there.
 
     Returns True when this call wrote the file. Where the storage has local
@@ -35,9 +38,11 @@ def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
     so no reader sees a half-written file and two writers of the same content
     cannot harm each other. A file at ``name`` with another size is the
     remains of a write that was cut off (a killed process): it is replaced.
+    ``replace`` writes even a file already there (reprocessing): atomically
+    on local storages, so readers of the old file never see it missing.
     """
     storage = image_storage
-    if storage.exists(name) and storage.size(name) == size:
+    if not replace and storage.exists(name) and storage.size(name) == size:
         return False
     content.seek(0)
     local_path = _local_path(name)
@@ -61,7 +66,8 @@ def write_once(name: str, content: IO[bytes] | File[Any], size: int) -> bool:
             return True
         raise OSError(f"the temporary file for {name} was removed twice while writing it")
     if storage.exists(name):
-        logger.warning("django-image-sync: replacing incomplete file %s", name)
+        if not replace:
+            logger.warning("django-image-sync: replacing incomplete file %s", name)
         storage.delete(name)
     saved = storage.save(name, content)
     if saved != name:
@@ -164,13 +170,22 @@ def delete_unreferenced(names: Iterable[str]) -> None:
     """Delete stored files no row refers to any more (files are shared by content).
 
     Called after the deleting transaction commits; a rollback keeps the files.
-    Storage errors are logged, never raised.
+    For each content, deciding and deleting happen under its lock
+    (``results.content_lock``), which a worker also holds while it writes that
+    content's outputs and records them in a row: a file one run is about to
+    record is never deleted by another. Storage errors are logged, never raised.
     """
-    candidates = [name for name in dict.fromkeys(names) if name]
-    still_used = referenced(candidates)
-    for name in candidates:
-        if name in still_used:
-            continue
-        # A resized file: forget the cached result that points at it.
-        results.forget_file(name)
-        delete_quietly(name)
+    by_content: dict[str | None, list[str]] = {}
+    for name in dict.fromkeys(names):
+        if name:
+            by_content.setdefault(name_sha256(name), []).append(name)
+    for sha256, candidates in by_content.items():
+        guard = results.content_lock(sha256) if sha256 else contextlib.nullcontext()
+        with guard:
+            still_used = referenced(candidates)
+            for name in candidates:
+                if name in still_used:
+                    continue
+                # A resized file: forget the cached result that points at it.
+                results.forget_file(name)
+                delete_quietly(name)

@@ -233,8 +233,8 @@ class UploadedImage(models.Model):
         if self.status != Status.DONE or not self.is_current_main(plan) or not self.resized_width:
             return False
         expected = output_entries(self.sha256, plan, (self.resized_width, self.resized_height or 0))
-        have = [entry.get("name") for entry in self.renditions or ()]
-        return have == [entry["name"] for entry in expected] and (
+        have = {entry.get("name") for entry in self.renditions or ()}
+        return have == {entry["name"] for entry in expected} and (
             bool(self.placeholder) == plan.placeholder
         )
 

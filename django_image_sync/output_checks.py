@@ -67,6 +67,18 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
     elif placeholder and "WEBP" not in names:
         names.append("WEBP")  # the placeholder is a WebP image
     messages += _check_format_options(conf.get("FORMAT_OPTIONS"))
+    main_format = str(conf.get("OUTPUT_FORMAT")).upper()
+    site_options = conf.get("FORMAT_OPTIONS")
+    if isinstance(site_options, dict) and main_format in {str(k).upper() for k in site_options}:
+        messages.append(
+            error(
+                "E015",
+                f"IMAGE_SYNC['FORMAT_OPTIONS'] has options for {main_format}, the "
+                "OUTPUT_FORMAT: they would be ignored.",
+                "The main format's encoder takes QUALITY; FORMAT_OPTIONS is for the "
+                "formats of RENDITION_FORMATS.",
+            )
+        )
     if backend is None:
         return messages
     name = processing.backend_name(backend)

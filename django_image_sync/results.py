@@ -6,6 +6,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,28 +86,128 @@ def result_of(image: UploadedImage, plan: processing.RenditionPlan) -> dict[str,
     }
 
 
-@contextlib.contextmanager
-def exclusive(name: str, seconds: float) -> Iterator[bool]:
-    """Hold a lock named ``name`` in the cache for at most ``seconds``; yields whether
-    it was taken (True too when the cache cannot be reached: it only guards)."""
-    key = f"image_sync:lock:{name}"
-    cache = caches[conf.get("CACHE")]
+# How long the backfill can read what the last refresh of an image came to.
+REFRESH_OUTCOME_TIMEOUT = 24 * 60 * 60
+
+
+def note_refresh(image_id: int, outcome: str) -> None:
+    """Record what the last refresh of an image came to, for ``image_sync_backfill``."""
     try:
-        taken = bool(cache.add(key, os.getpid(), seconds))
+        caches[conf.get("CACHE")].set(
+            f"image_sync:refreshed:{image_id}", outcome, REFRESH_OUTCOME_TIMEOUT
+        )
     except Exception:
-        logger.warning("django-image-sync: cache lock %s not taken", key, exc_info=True)
-        yield True
+        logger.warning("django-image-sync: cache write failed", exc_info=True)
+
+
+def refresh_outcomes(image_ids: list[int]) -> dict[int, str]:
+    """The recorded outcomes of the last refreshes of these images (where known)."""
+    keys = {f"image_sync:refreshed:{pk}": pk for pk in image_ids}
+    try:
+        found = caches[conf.get("CACHE")].get_many(list(keys))
+    except Exception:
+        return {}
+    return {keys[key]: str(value) for key, value in found.items()}
+
+
+def forget_refreshes(image_ids: list[int]) -> None:
+    try:
+        caches[conf.get("CACHE")].delete_many([f"image_sync:refreshed:{pk}" for pk in image_ids])
+    except Exception:
+        logger.warning("django-image-sync: cache delete failed", exc_info=True)
+
+
+# How long a lock holder may take (writing one image's outputs and updating its
+# row), and how long another waits for it before going on without it.
+LOCK_TTL = 120
+CONTENT_LOCK_WAIT = 60
+_held = threading.local()
+
+
+_HOST = socket.gethostname()
+
+
+def _break_if_dead(cache: Any, key: str) -> None:
+    """Free a lock whose holder was a process of this host that is gone (a worker
+    killed mid-write): its task is redelivered here and would wait out the ttl."""
+    holder = cache.get(key)
+    if not isinstance(holder, str) or holder.count(":") < 3:
+        return
+    host, pid = holder.split(":", 2)[:2]
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
         return
     try:
-        yield taken
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        if cache.get(key) == holder:
+            logger.warning(
+                "django-image-sync: freeing %s, held by process %s that is gone", key, pid
+            )
+            cache.delete(key)
+    except OSError:
+        return  # alive, under another user
+
+
+@contextlib.contextmanager
+def lock(name: str, *, wait: float = 0, ttl: float = LOCK_TTL) -> Iterator[bool]:
+    """Hold the lock ``name`` (in the result cache, shared by every process when the
+    cache is) for at most ``ttl`` seconds, waiting up to ``wait`` for it. Yields
+    whether it is held; re-entrant within a thread. An unreachable cache yields
+    True: the lock guards against races, it must never stop the work.
+    """
+    held: set[str] = getattr(_held, "names", None) or set()
+    _held.names = held
+    if name in held:
+        yield True
+        return
+    key = f"image_sync:lock:{name}"
+    token = f"{_HOST}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+    cache = caches[conf.get("CACHE")]
+    deadline = time.monotonic() + wait
+    taken = False
+    try:
+        while not (taken := bool(cache.add(key, token, ttl))) and time.monotonic() < deadline:
+            _break_if_dead(cache, key)
+            time.sleep(0.05)
+    except Exception:
+        logger.warning("django-image-sync: lock %s not taken", key, exc_info=True)
+        taken = True
+    if not taken:
+        yield False
+        return
+    held.add(name)
+    try:
+        yield True
     finally:
-        if taken:
-            with contextlib.suppress(Exception):
+        held.discard(name)
+        with contextlib.suppress(Exception):
+            if cache.get(key) == token:  # not another holder's, after our ttl ran out
                 cache.delete(key)
 
 
+@contextlib.contextmanager
+def content_lock(sha256: str) -> Iterator[None]:
+    """Serialise, for one content, what could otherwise lose a shared file: writing
+    its outputs and recording them in a row, and deciding that its files are
+    unreferenced and deleting them (``files.delete_unreferenced``). Goes on
+    without the lock after waiting ``CONTENT_LOCK_WAIT`` seconds (logged)."""
+    with lock(f"content:{sha256}", wait=CONTENT_LOCK_WAIT) as taken:
+        if not taken:
+            logger.warning("django-image-sync: content %s still locked; going on", sha256)
+        yield
+
+
 def forget_file(name: str) -> None:
-    """Forget the cached result stored as ``name``, if it is a resized file's name."""
+    """Forget the cached results that may point at the stored file ``name``: the one
+    its name gives (a main output), and the current settings' result for its content
+    (whose renditions it may be one of)."""
     parts = resized_name_parts(name)
-    if parts is not None:
-        forget(result_cache_key(*parts))
+    if parts is None:
+        return
+    forget(result_cache_key(*parts))
+    current = result_cache_key(parts[0], conf.resize_spec())
+    value = cached(current)
+    if value is not None and any(
+        entry.get("name") == name for entry in value.get("renditions") or ()
+    ):
+        forget(current)

@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import queue, worker
+from . import queue, results, worker
 from .files import TransientError
 
 logger = logging.getLogger("django_image_sync")
@@ -80,6 +80,7 @@ def refresh_outputs(self: Any, image_id: int) -> str:
     except TransientError as exc:
         if self.request.retries >= self.max_retries:
             logger.warning("django-image-sync: image %s not refreshed: %s", image_id, exc)
+            results.note_refresh(image_id, f"failed: {exc}")
             return "skipped"
         delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**self.request.retries)
         countdown = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter

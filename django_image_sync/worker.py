@@ -45,6 +45,10 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     same content and settings (or held by a twin row) is reused without
     decoding. ``force`` skips both and writes every output again (used by
     "reprocess"). Raises :class:`TransientError` for failures worth a retry.
+
+    Decoding runs unlocked; writing the outputs and recording them in the row
+    run under the content's lock (``results.content_lock``), as does every
+    deletion of that content's unreferenced files, so neither undoes the other.
     """
     image = claim(image_id)
     if image is None:
@@ -55,16 +59,29 @@ def process_image(image_id: int, *, force: bool = False) -> str:
 
     plan = conf.output_plan()
     key = results.result_cache_key(image.sha256, plan.main)
-    result = None if force else _known(image, plan, key)
-    if result is None:
-        made = _render_and_store(image, plan, force=force)
+    outcome = None
+    if not force:
+        with results.content_lock(image.sha256):
+            known = _known(image, plan, key)
+            if known is not None:
+                outcome = _finish(image, known)
+    if outcome is None:
+        made = _render(image, plan, force=force)
         if isinstance(made, str):
             return fail_image(image_id, made)
-        result = made
-        results.remember(key, result)
+        with results.content_lock(image.sha256):
+            result = _store(image, plan, *made, force=force)
+            results.remember(key, result)
+            outcome = _finish(image, result)
+    if outcome == Status.DONE:
+        image.refresh_from_db()
+        image_processed.send(sender=UploadedImage, image=image)
+    return outcome
 
-    moved = UploadedImage.objects.transition(image_id, Status.DONE, error="", **_fields(result))
-    if not moved:
+
+def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
+    """Move the row to ``done`` with ``result``; delete what it no longer refers to."""
+    if not UploadedImage.objects.transition(image.pk, Status.DONE, error="", **_fields(result)):
         # Deleted or started over meanwhile: keep only what a row refers to.
         files.delete_unreferenced(_names(result))
         return "skipped"
@@ -72,13 +89,11 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
     logger.info(
         "django-image-sync: image %s done (%sx%s, %s outputs)",
-        image_id,
+        image.pk,
         result["width"],
         result["height"],
         len(result["renditions"]),
     )
-    image.refresh_from_db()
-    image_processed.send(sender=UploadedImage, image=image)
     return Status.DONE
 
 
@@ -88,16 +103,16 @@ def refresh_outputs(image_id: int) -> str:
     The row keeps serving its old outputs until the new ones are written;
     then it is switched to them in one conditional UPDATE, and the files no
     row refers to any more are deleted. Outputs the row already has under
-    the same names are not encoded again. One refresh of an image runs at a
-    time (a lock in the cache), so a failed one can delete what it wrote.
-    Returns "done", "current" (nothing to do) or "skipped" (the row changed,
-    went away, or another refresh of it is running).
+    the same names are not encoded again; a refresh that fails deletes what
+    it wrote. Returns "done", "current" (nothing to do) or "skipped" (the row
+    changed or went away, a refresh of it is running, or it costs more than
+    the budgets now allow).
     """
     limit = conf.get("PROCESSING_TIME_LIMIT") + queue.HARD_TIME_LIMIT_GRACE
-    with results.exclusive(f"refresh:{image_id}", limit) as taken:
-        if not taken:
-            return "skipped"
-        return _refresh(image_id)
+    with results.lock(f"refresh:{image_id}", ttl=limit) as taken:
+        outcome = _refresh(image_id) if taken else "skipped"
+    results.note_refresh(image_id, outcome)
+    return outcome
 
 
 def _refresh(image_id: int) -> str:
@@ -107,54 +122,63 @@ def _refresh(image_id: int) -> str:
     plan = conf.output_plan()
     if image.is_current(plan):
         return "current"
-    old = set(image.output_names())
     key = results.result_cache_key(image.sha256, plan.main)
-    result = _known(image, plan, key)
-    if result is None:
+    with results.content_lock(image.sha256):
+        known = _known(image, plan, key)
+        if known is not None:
+            return _switch(image, known)
+    made = _render(image, plan, force=False)
+    if isinstance(made, str):
+        # The settings now ask for more than this image may cost (a lowered
+        # budget): it keeps its current outputs.
+        logger.warning("django-image-sync: image %s not refreshed: %s", image_id, made)
+        return "skipped"
+    with results.content_lock(image.sha256):
         try:
-            made = _render_and_store(image, plan, force=False)
+            result = _store(image, plan, *made, force=False)
         except BaseException:
-            # Nothing but this refresh writes these names now: what it wrote
-            # and no row refers to goes, so a failed backfill leaves no file.
+            # Under the content's lock no other run is between writing these
+            # names and recording them: what no row refers to can go.
+            old = set(image.output_names())
             planned = output_entries(image.sha256, plan, main_size(image, plan))
             files.delete_unreferenced([e["name"] for e in planned if e["name"] not in old])
             raise
-        if isinstance(made, str):
-            # The settings now ask for more than this image may cost (a
-            # lowered budget): it keeps its current outputs.
-            logger.warning("django-image-sync: image %s not refreshed: %s", image_id, made)
-            return "skipped"
-        result = made
         results.remember(key, result)
+        return _switch(image, result)
+
+
+def _switch(image: UploadedImage, result: dict[str, Any]) -> str:
+    """Point a done row at ``result`` unless it changed since it was read."""
     moved = UploadedImage.objects.filter(
-        pk=image_id, status=Status.DONE, updated=image.updated
+        pk=image.pk, status=Status.DONE, updated=image.updated
     ).update(updated=timezone.now(), **_fields(result))
     if not moved:
         files.delete_unreferenced(_names(result))
         return "skipped"
-    files.delete_unreferenced(sorted(old - set(_names(result))))
-    logger.info("django-image-sync: image %s refreshed to the current settings", image_id)
+    files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
+    logger.info("django-image-sync: image %s refreshed to the current settings", image.pk)
     return Status.DONE
 
 
 def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> dict[str, Any] | None:
-    """A result made before for the same content and settings, whose files are still there."""
+    """A result made before for the same content and settings (the cache, or a twin
+    row), if every one of its files is still stored."""
     result = results.cached_result(key, plan) or results.known_result(image, plan)
-    if result is not None and not files.still_stored(result["name"]):
-        # The cache (or a row) outlived the file: a deletion whose cache
-        # clean-up failed, or a per-process cache. Make the outputs again.
+    if result is not None and not all(files.still_stored(name) for name in _names(result)):
+        # The cache (or a row) outlived a file: a deletion whose cache clean-up
+        # failed, or a per-process cache. Make the outputs again.
         results.forget(key)
         return None
     return result
 
 
-def _render_and_store(
+def _render(
     image: UploadedImage, plan: processing.RenditionPlan, *, force: bool
-) -> dict[str, Any] | str:
-    """Read the original once, make every output of ``plan`` and store each once.
+) -> tuple[processing.Rendered, dict[str, dict[str, Any]]] | str:
+    """Read the original once and make every output of ``plan`` from one decode.
 
-    Returns the result, or a message saying why the image cannot be processed.
-    Outputs the row already has under the same name are not encoded again.
+    Returns the outputs and those the row already has (by name, not encoded
+    again), or a message saying why the image cannot be processed.
     """
     try:
         with image_storage.open(str(image.original.name), "rb") as fh:
@@ -172,26 +196,28 @@ def _render_and_store(
         # pyvips or libvips missing on this worker: the image is fine and
         # can be resized once they are installed (check E011 says how).
         raise TransientError(f"the {plan.main.backend} backend cannot be loaded: {exc}") from exc
-    have = {} if force else {entry["name"]: entry for entry in image.renditions or ()}
+    have: dict[str, dict[str, Any]] = {}
+    if not force:
+        have = {entry["name"]: entry for entry in image.renditions or ()}
+        if image.resized.name and str(image.resized.name) not in have:
+            have[str(image.resized.name)] = {}  # done before renditions: size unknown
     try:
         if render is None:  # a backend of the site's own: the main output only
             resized = processing.resizer_for(plan.main.backend)(io.BytesIO(data), plan.main)
             planned = plan.outputs((resized.width, resized.height))[0]
-            rendered = processing.Rendered((processing.Output(planned, resized.data),))
-        else:
-            skip = frozenset(
-                output.key
-                for output in plan.outputs(main_size(image, plan))
-                if resized_name(image.sha256, output.key, output.encoding.extension) in have
-            )
-            rendered = render(io.BytesIO(data), plan, skip)
+            return processing.Rendered((processing.Output(planned, resized.data),)), have
+        skip = frozenset(
+            output.key
+            for output in plan.outputs(main_size(image, plan))
+            if resized_name(image.sha256, output.key, output.encoding.extension) in have
+        )
+        return render(io.BytesIO(data), plan, skip), have
     except SoftTimeLimitExceeded:
         raise  # the task marks the image failed (PROCESSING_TIME_LIMIT)
     except Exception as exc:
         # The bytes passed validation but cannot be processed: retrying
         # the same bytes cannot help.
         return f"the image cannot be processed: {exc}"
-    return _store(image, plan, rendered, have, force=force)
 
 
 def _store(
@@ -202,7 +228,9 @@ def _store(
     *,
     force: bool,
 ) -> dict[str, Any]:
-    """Write each new output once under its content-addressed name; the result."""
+    """Write each new output once under its content-addressed name; the result.
+
+    ``force`` replaces files already there (atomically on local storages)."""
     entries: list[dict[str, Any]] = []
     name = ""
     try:
@@ -210,15 +238,13 @@ def _store(
             planned = output.planned
             name = resized_name(image.sha256, planned.key, planned.encoding.extension)
             if output.data is None:
-                size = int(have[name].get("size") or 0)
+                size = int(have[name].get("size") or image_storage.size(name))
             else:
-                if force and image_storage.exists(name):
-                    image_storage.delete(name)
                 if image.attempts > 1:
                     # An earlier attempt may have been killed while writing.
                     files.remove_incoming(name)
                 size = len(output.data)
-                files.write_once(name, ContentFile(output.data), size)
+                files.write_once(name, ContentFile(output.data), size, replace=force)
             entries.append(
                 {
                     "format": planned.format,

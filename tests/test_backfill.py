@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -127,11 +128,11 @@ def test_no_stored_file_is_ever_unreferenced(settings, monkeypatch, clear_cache)
     real_write = files.write_once
     writes: list[str] = []
 
-    def refusing(name, content, size):  # type: ignore[no-untyped-def]
+    def refusing(name, content, size, **kwargs):  # type: ignore[no-untyped-def]
         writes.append(name)
         if len(writes) == 2:
             raise OSError("storage refused the write")
-        return real_write(name, content, size)
+        return real_write(name, content, size, **kwargs)
 
     monkeypatch.setattr(files, "write_once", refusing)
     with pytest.raises(files.TransientError, match="storage refused"):
@@ -157,11 +158,11 @@ def test_an_image_that_fails_for_good_leaves_only_its_original(monkeypatch, clea
     real_write = files.write_once
     writes: list[str] = []
 
-    def refusing(name, content, size):  # type: ignore[no-untyped-def]
+    def refusing(name, content, size, **kwargs):  # type: ignore[no-untyped-def]
         writes.append(name)
         if len(writes) == 4:
             raise OSError("storage refused the write")
-        return real_write(name, content, size)
+        return real_write(name, content, size, **kwargs)
 
     monkeypatch.setattr(files, "write_once", refusing)
     with pytest.raises(files.TransientError):
@@ -175,12 +176,91 @@ def test_an_image_that_fails_for_good_leaves_only_its_original(monkeypatch, clea
 
 
 def test_one_refresh_of_an_image_at_a_time(settings, clear_cache):
+    from django.core.cache import caches
+
     image = upload_done(jpeg_bytes((1600, 1200), seed=931), "one.jpg")
     settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (800,)}
-    from django_image_sync import results
-
-    with results.exclusive(f"refresh:{image.pk}", 30) as taken:
-        assert taken
-        assert worker.refresh_outputs(image.pk) == "skipped"  # another refresh holds it
+    key = f"image_sync:lock:refresh:{image.pk}"
+    assert caches["default"].add(key, "another worker", 30)  # a refresh running elsewhere
+    try:
+        assert worker.refresh_outputs(image.pk) == "skipped"
+    finally:
+        caches["default"].delete(key)
     assert worker.refresh_outputs(image.pk) == Status.DONE
     assert worker.refresh_outputs(image.pk) == "current"
+
+
+def test_a_twin_failing_for_good_does_not_delete_what_another_run_is_recording(
+    monkeypatch, alice, bob, clear_cache
+):
+    """X writes the shared outputs and is about to record them when its twin Y (same
+    content, another owner) fails for good: Y's clean-up waits for X's lock, then
+    finds the files referenced, and deletes nothing."""
+    import threading
+
+    from django.db import connection
+
+    data = jpeg_bytes((2000, 1500), seed=941)
+    [x] = services.upload_images([upload(data, "x.jpg")], owner=alice)
+    [y] = services.upload_images([upload(data, "y.jpg")], owner=bob)
+    storing = threading.Event()
+    real_finish = worker._finish
+
+    def slow_finish(image, result):  # type: ignore[no-untyped-def]
+        storing.set()
+        time.sleep(1.0)  # Y's fail_image runs now, and must wait
+        return real_finish(image, result)
+
+    monkeypatch.setattr(worker, "_finish", slow_finish)
+    outcome: dict[str, object] = {}
+
+    def run_x() -> None:
+        try:
+            outcome["x"] = worker.process_image(x.image.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_x)
+    thread.start()
+    assert storing.wait(30)
+    assert worker.claim(y.image.pk) is not None
+    assert worker.fail_image(y.image.pk, "resizing took longer than 120 s") == Status.FAILED
+    thread.join(30)
+    assert outcome["x"] == Status.DONE
+    done = UploadedImage.objects.get(pk=x.image.pk)
+    missing = [n for n in done.stored_names() if not (media_root() / n).is_file()]
+    assert missing == []
+
+
+def test_apply_does_not_wait_for_a_refresh_that_reported_why_not(
+    settings, monkeypatch, clear_cache
+):
+    from django_image_sync import backfill as backfill_module
+
+    image = upload_done(jpeg_bytes((1600, 1200), seed=951), "big.jpg")
+    # Now the budget refuses it: its refresh is skipped, the row stays as it was.
+    settings.IMAGE_SYNC = {"RENDITION_WIDTHS": (800,), "MAX_DECODE_MEMORY": 1024 * 1024}
+    monkeypatch.setattr(
+        backfill_module, "enqueue_refresh", lambda pk, queue=None: bool(worker.refresh_outputs(pk))
+    )
+    started = time.monotonic()
+    applied = backfill_module.apply(
+        [image.pk],
+        conf.output_plan(),
+        batch_size=10,
+        rate=0,
+        batch_timeout=60,
+        queue=None,
+        progress=lambda text: None,
+    )
+    assert applied.behind == {image.pk: "skipped"}
+    assert applied.current == 0
+    assert time.monotonic() - started < 10  # not the 60 s batch timeout
+    assert UploadedImage.objects.get(pk=image.pk).renditions == image.renditions
+
+
+def test_reordering_the_formats_leaves_every_image_current(settings, clear_cache):
+    image = upload_done(jpeg_bytes((1600, 1200), seed=961), "order.jpg")
+    settings.IMAGE_SYNC = {"RENDITION_FORMATS": ("WEBP", "AVIF", "webp")}
+    assert UploadedImage.objects.get(pk=image.pk).is_current(conf.output_plan())
+    assert "0 of 1 done images are out of date." in backfill("--sample", "0")

@@ -433,6 +433,16 @@ def test_e015_format_options(options, problem):
     assert problem in message.msg
 
 
+@pytest.mark.parametrize("output", ["JPEG", "WEBP"])
+def test_e015_options_for_the_main_format_would_be_ignored(output):
+    message = only(
+        messages_for(OUTPUT_FORMAT=output, FORMAT_OPTIONS={output.lower(): {"quality": 60}}),
+        "E015",
+    )
+    assert f"options for {output}, the OUTPUT_FORMAT" in message.msg
+    assert "QUALITY" in message.hint
+
+
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_e016_placeholder(value):
     message = only(messages_for(PLACEHOLDER=value), "E016")

@@ -86,6 +86,20 @@ def _cases() -> dict[str, tuple[bytes, tuple[int, int, int], tuple[int, int, int
             _shown((1, 0, 0), half / top),
             WHITE,
         )
+    # A 16-bit key whose every sample is below 256: still 16-bit (0x0064 is not
+    # the 8-bit 100 a pixel of 0x6464 would decode to).
+    cases["RGB 16-bit, small tRNS key"] = (
+        png_from_samples(
+            W,
+            H,
+            _halves((0x6464, 0x6464, 0x6464), (0, 0, 100)),
+            colour_type=2,
+            depth=16,
+            trns=struct.pack(">HHH", 0, 0, 100),
+        ),
+        (100, 100, 100),
+        WHITE,
+    )
     for depth in (1, 2, 4, 8):
         # Entry 0: red at alpha 0x80; entry 1: black, fully transparent.
         cases[f"palette {depth}-bit, tRNS alpha"] = (

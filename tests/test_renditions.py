@@ -157,3 +157,25 @@ def test_no_placeholder_when_the_plan_has_none():
         io.BytesIO(jpeg_bytes((800, 600), seed=44)), plan(placeholder=False), frozenset()
     )
     assert rendered.placeholder == ""
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_narrower_widths_of_a_transparent_image_have_no_dark_fringes(backend):
+    """Resampled with premultiplied alpha: the black of transparent pixels must not
+    bleed into the edges of light stripes (it did on libvips: luma down to 223)."""
+    stripes = Image.new("RGBA", (2000, 1000), (0, 0, 0, 0))
+    for x in range(0, 2000, 40):
+        stripes.paste((250, 250, 250, 255), (x, 0, x + 20, 1000))
+    buffer = io.BytesIO()
+    stripes.save(buffer, "PNG")
+    spec = processing.ResizeSpec(box=(1920, 1080), backend=backend)
+    render = processing.renderer_for(backend)
+    assert render is not None
+    rendered = render(io.BytesIO(buffer.getvalue()), plan(main=spec, widths=(481,)), frozenset())
+    for output in rendered.outputs:
+        assert output.data is not None
+        with Image.open(io.BytesIO(output.data)) as im:
+            shown = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            shown.alpha_composite(im.convert("RGBA"))
+            darkest = shown.convert("L").getextrema()[0]
+        assert darkest >= 240, (output.planned, darkest)

@@ -4,6 +4,10 @@ cache and in "done" twin rows, and forgotten when its file goes."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 from django.test import override_settings
@@ -101,3 +105,34 @@ def test_a_done_twin_row_is_a_known_result():
         "renditions": [entry],
         "placeholder": "",
     }
+
+
+# -- locks ----------------------------------------------------------------------------------
+
+
+def test_lock_is_exclusive_between_holders_and_reentrant_within_one(clear_cache):
+    from django.core.cache import caches
+
+    with results.lock("test:a") as first:
+        assert first
+        with results.lock("test:a") as again:  # the same thread: re-entrant
+            assert again
+    assert caches["default"].get("image_sync:lock:test:a") is None  # released
+    caches["default"].add("image_sync:lock:test:b", f"{socket.gethostname()}:1:1:x", 30)
+    try:
+        with results.lock("test:b", wait=0.2) as taken:  # pid 1 is alive: wait, then give up
+            assert not taken
+    finally:
+        caches["default"].delete("image_sync:lock:test:b")
+
+
+def test_lock_held_by_a_killed_process_of_this_host_is_freed(clear_cache):
+    from django.core.cache import caches
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    caches["default"].add("image_sync:lock:test:c", f"{socket.gethostname()}:{gone.pid}:1:x", 60)
+    started = time.monotonic()
+    with results.lock("test:c", wait=30) as taken:
+        assert taken
+    assert time.monotonic() - started < 5  # not the 30 s wait, nor the 60 s ttl

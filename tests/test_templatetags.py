@@ -284,3 +284,18 @@ def test_picture_of_an_image_not_done_is_a_box_of_its_final_shape(status):
     # 4000x3000 fits 1920x1080 as 1440x1080.
     assert box["style"] == "aspect-ratio: 1440 / 1080; max-width: 1440px"
     assert box["role"] == "img"
+
+
+def test_picture_escapes_what_sites_and_users_give_it():
+    image = with_renditions(make_image(23, "done", name='"><script>alert(1)</script>.jpg'))
+    html = render("{% picture image sizes=sizes %}", image=image, sizes='100vw" onload="x')
+    assert "<script>" not in html
+    assert 'onload="x"' not in html
+    [img] = [attrs(i) for i in elements(html, "img")]
+    assert img["alt"] == '"><script>alert(1)</script>.jpg'
+    assert img["sizes"] == '100vw" onload="x'
+    # A safe string is not escaped twice.
+    from django.utils.safestring import mark_safe
+
+    html = render("{% picture image alt=alt %}", image=image, alt=mark_safe("Tom &amp; Jerry"))
+    assert attrs(elements(html, "img")[0])["alt"] == "Tom & Jerry"

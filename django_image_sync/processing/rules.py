@@ -85,7 +85,12 @@ def fit_within(width: int, height: int, box: tuple[int, int]) -> tuple[int, int]
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def to_workable_mode(im: Image.Image) -> Image.Image:
+def sixteen_bit_samples(im: ImageFile) -> bool:
+    """Whether an opened (not yet loaded) PNG stores 16-bit samples."""
+    return any(";16" in str(getattr(tile, "args", "")) for tile in im.tile)
+
+
+def to_workable_mode(im: Image.Image, *, sixteen_bit: bool = False) -> Image.Image:
     """Bring any decoded mode to L, LA, RGB or RGBA without losing transparency.
 
     Transparency is what a browser shows: an alpha channel, a palette's alpha,
@@ -98,10 +103,11 @@ def to_workable_mode(im: Image.Image) -> Image.Image:
         # A grey colour key on 1- or 16-bit samples: Pillow's conversions drop
         # it, so the alpha channel is made here from the samples themselves.
         return _keyed_grey(im, key)
-    if mode == "RGB" and isinstance(key, tuple) and max(key) > 255:
+    if mode == "RGB" and isinstance(key, tuple) and (sixteen_bit or max(key) > 255):
         # A 16-bit RGB image comes out of Pillow's decoder with 8-bit samples
         # (the high bytes) but its tRNS key in 16 bits: compare like with like.
         # A pixel differing from the key only in a low byte counts as the key.
+        # (``sixteen_bit`` from the header: a key like (0, 0, 100) is 16-bit too.)
         im.info["transparency"] = tuple(value >> 8 for value in key)
     if mode in ("L", "RGB") and "transparency" in im.info:
         # A single transparent colour (PNG tRNS) becomes a real alpha channel.

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import template
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from .. import conf, processing
@@ -106,7 +106,7 @@ def _markup(
     img = (
         f'<img class="image-sync-img" src="{esc(urls[main.name])}" '
         f'srcset="{srcset(by_format[main.format])}" sizes="{sizes_attr}" '
-        f'width="{main.width}" height="{main.height}" alt="{esc(alt_text)}" '
+        f'width="{main.width}" height="{main.height}" alt="{conditional_escape(alt_text)}" '
         f'loading="{esc(loading)}" decoding="async"{style}>'
     )
     extra = [name for name in sorted(by_format, key=_source_rank) if name != main.format]

@@ -3,6 +3,7 @@ current settings. Without ``--apply`` it prints the plan and changes nothing."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -73,7 +74,7 @@ class Command(BaseCommand):
         if not stale:
             self.stdout.write("Nothing to do.")
             return
-        done, behind = backfill.apply(
+        applied = backfill.apply(
             counted.stale_ids,
             plan,
             batch_size=options["batch_size"],
@@ -82,10 +83,17 @@ class Command(BaseCommand):
             queue=options["queue"],
             progress=self.stdout.write,
         )
-        self.stdout.write(f"{done} image(s) brought up to date.")
-        if behind:
+        self.stdout.write(f"{applied.current} image(s) brought up to date.")
+        if applied.gone:
+            self.stdout.write(f"{applied.gone} image(s) deleted or started over meanwhile.")
+        if applied.behind:
+            reasons = Counter(reason.split(":", 1)[0] for reason in applied.behind.values())
+            listed = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+            ids = ", ".join(map(str, sorted(applied.behind)[:20]))
+            more = ", ..." if len(applied.behind) > 20 else ""
             self.stdout.write(
-                f"{len(behind)} image(s) not up to date yet (ids {', '.join(map(str, behind[:20]))}"
-                f"{', ...' if len(behind) > 20 else ''}): their workers may be busy or failing; "
-                "run the command again to continue."
+                f"{len(applied.behind)} image(s) not up to date ({listed}; ids {ids}{more}); "
+                "the worker's log says why. Run the command again to continue."
             )
+        if applied.stopped:
+            self.stderr.write(f"Stopped: {applied.stopped}.")

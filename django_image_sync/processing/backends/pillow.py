@@ -18,6 +18,7 @@ from ..rules import (
     keeps_icc_profile,
     open_image,
     output_mode,
+    sixteen_bit_samples,
     three_eighths_size,
     to_workable_mode,
 )
@@ -65,6 +66,7 @@ def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, byt
                 (target[1], target[0]) if orientation in TRANSPOSING_ORIENTATIONS else target
             )
             _reduced_jpeg_decode(source, stored_target)
+        sixteen_bit = sixteen_bit_samples(source)
         source.load()
         if source.format not in ("JPEG", "MPO"):
             # A PNG may carry its eXIf chunk after the pixel data; now it is read.
@@ -77,7 +79,7 @@ def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, byt
         im: Image.Image = source
         if orientation != 1:
             im = ImageOps.exif_transpose(im)
-        im = to_workable_mode(im)
+        im = to_workable_mode(im, sixteen_bit=sixteen_bit)
         if im.size != target:
             # After the reduced decode the factor left is below 8/3; BICUBIC is
             # within 0.1 dB of LANCZOS there at two thirds of the cost.
