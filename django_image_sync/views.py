@@ -33,7 +33,10 @@ from django.views.generic.list import MultipleObjectMixin
 
 from . import conf, uploads
 from .forms import UploadForm
-from .models import UploadedImage
+from .models import Status, UploadedImage
+
+# States a page shows as "being resized" (its status changes without the user).
+WAITING = frozenset({Status.PENDING, Status.PROCESSING})
 
 
 def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, Any]:
@@ -299,11 +302,24 @@ class GalleryView(ImageSyncMixin, ListView):
     def get_paginate_by(self, queryset: Any) -> int:
         return int(conf.get("PAGE_SIZE"))
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # Without JavaScript nothing polls: the page reloads itself meanwhile.
+        context["refresh_while_pending"] = any(
+            image.status in WAITING for image in context["object_list"]
+        )
+        return context
+
 
 class ImageDetailView(ImageSyncMixin, DetailView):
     http_method_names = ["get", "head", "options"]
     template_name = "django_image_sync/detail.html"
     context_object_name = "image"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["refresh_while_pending"] = self.object.status in WAITING
+        return context
 
 
 class ApiListView(UploadMixin, MultipleObjectMixin, ProcessFormView):

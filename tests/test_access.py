@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def media_files(settings: Any) -> list[str]:
 
 
 def snapshot(response: Any) -> tuple[int, str, bytes]:
-    return response.status_code, response.get("Content-Type", ""), response.content
+    # CSRF tokens are masked afresh on every page (the log-out form has one).
+    content = re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", response.content)
+    return response.status_code, response.get("Content-Type", ""), content
 
 
 def listed_ids(client: Client, url: str = API_LIST) -> list[int]:

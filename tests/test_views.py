@@ -66,7 +66,7 @@ def test_upload_page_shows_the_form(alice_client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
-    [form] = [attrs(f) for f in elements(html, "form")]
+    [form] = [attrs(f) for f in elements(html, "form") if "image-sync-upload" in str(attrs(f))]
     assert form["action"] == UPLOAD
     assert form["method"].lower() == "post"
     assert form["enctype"] == "multipart/form-data"
@@ -143,7 +143,7 @@ def test_html_upload_refused_rerenders_the_form_with_400(alice_client, settings)
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
-    [form] = [attrs(f) for f in elements(html, "form")]
+    [form] = [attrs(f) for f in elements(html, "form") if "image-sync-upload" in str(attrs(f))]
     assert form["action"] == UPLOAD
     [errorlist] = [e for e in elements(html, "ul") if "errorlist" in attrs(e).get("class", "")]
     assert "notes.txt" in str(errorlist)
@@ -229,11 +229,11 @@ def test_html_upload_needs_the_csrf_token(alice, settings):
     assert UploadedImage.objects.count() == 0
 
     page = client.get(UPLOAD).content.decode()
-    [token] = [
+    token = next(
         attrs(i)["value"]
         for i in elements(page, "input")
         if attrs(i).get("name") == "csrfmiddlewaretoken"
-    ]
+    )
     response = client.post(
         UPLOAD, {"images": [upload(jpeg_bytes(seed=10))], "csrfmiddlewaretoken": token}
     )
@@ -378,3 +378,41 @@ def test_detail_page_does_no_storage_io(alice_client, alice, storage_calls):
     [row] = make_rows(alice, 1)
     assert alice_client.get(detail(row.pk)).status_code == 200
     assert storage_calls == []
+
+
+# -- without JavaScript, and who is signed in --------------------------------------------
+
+REFRESH = '<noscript><meta http-equiv="refresh" content="5"></noscript>'
+
+
+def test_pages_with_images_being_resized_reload_themselves_without_javascript(alice_client, alice):
+    done, pending = make_rows(alice, 2)  # statuses taken in turn: done, pending
+    assertContains(alice_client.get(GALLERY), REFRESH, html=False)
+    assertContains(alice_client.get(detail(pending.pk)), REFRESH, html=False)
+    assertNotContains(alice_client.get(detail(done.pk)), REFRESH, html=False)
+    UploadedImage.objects.filter(pk=pending.pk).update(status="done")
+    # Failed images no longer change: nothing to wait for.
+    UploadedImage.objects.filter(pk=done.pk).update(status="failed")
+    assertNotContains(alice_client.get(GALLERY), REFRESH, html=False)
+
+
+def test_pages_say_who_is_signed_in_with_a_log_out_button(alice_client):
+    response = alice_client.get(GALLERY)
+    assertContains(response, "Signed in as alice")
+    [form] = [
+        attrs(f)
+        for f in elements(response.content.decode(), "form")
+        if attrs(f)["method"] == "post"
+    ]
+    assert form["action"] == "/accounts/logout/"
+    logged_out = alice_client.post("/accounts/logout/")
+    assert logged_out.status_code in (200, 302)
+    assert alice_client.get(GALLERY).status_code == 302  # signed out: to the login page
+
+
+def test_anonymous_visitors_get_a_log_in_link(client, settings):
+    settings.IMAGE_SYNC = {"REQUIRE_AUTH": False}
+    html = client.get(GALLERY).content.decode()
+    assert "Signed in as" not in html
+    links = [attrs(a)["href"] for a in elements(html, "a")]
+    assert "/accounts/login/?next=/images/" in links

@@ -85,7 +85,7 @@ WSGI_APPLICATION = "example.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [PROJECT_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -206,8 +206,11 @@ IMAGE_SYNC = {
     "TARGET_SIZE": (1920, 1080),
 }
 
-# Uploads need a logged-in user: send anonymous visitors to the admin login.
-LOGIN_URL = "admin:login"
+# Uploads need a logged-in user: the site's own login page (templates/registration/),
+# in the app's style; the admin keeps its own.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "image_sync:upload"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Misc ---------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""URLs of the example site: the app at the root, the admin at ``admin/``."""
+"""URLs of the example site: the app at the root, the admin at ``admin/``, log in and
+out at ``accounts/``."""
 
 from django.conf import settings
 from django.conf.urls.static import static
@@ -9,6 +10,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", RedirectView.as_view(url="/upload-image/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("", include("django_image_sync.urls")),
 ]
 
