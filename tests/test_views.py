@@ -64,6 +64,9 @@ def make_rows(owner, count: int, start: int = 0) -> list[UploadedImage]:
 def test_upload_page_shows_the_form(alice_client):
     response = alice_client.get(UPLOAD)
     assert response.status_code == 200
+    assert "Nothing was uploaded" not in response.content.decode()
+    # No favicon request that would 404 (a console error in the browser).
+    assert '<link rel="icon" href="data:,">' in response.content.decode()
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
     [form] = [attrs(f) for f in elements(html, "form") if "image-sync-upload" in str(attrs(f))]
@@ -148,6 +151,10 @@ def test_html_upload_refused_rerenders_the_form_with_400(alice_client, settings)
     [errorlist] = [e for e in elements(html, "ul") if "errorlist" in attrs(e).get("class", "")]
     assert "notes.txt" in str(errorlist)
     assert "fine.jpg" not in str(errorlist)
+    # The page says plainly that nothing was stored, the good file included.
+    [refused] = [p for p in elements(html, "p") if "image-sync-refused" in str(attrs(p))]
+    assert attrs(refused)["role"] == "alert"
+    assert "Nothing was uploaded" in str(refused)
     # Nothing of the submission is kept, not even the valid file.
     assert UploadedImage.objects.count() == 0
     assert media_files(settings) == []
