@@ -10,6 +10,7 @@ the same functions. The rest of the app uses the names below:
 - ``rules``: orientation, fitting, colour modes, the reduced JPEG decode size;
 - ``costs``: what resizing a file will cost a worker;
 - ``placeholder``: the tiny blurred preview's rule;
+- ``rendering``: the order both backends make a plan's outputs in, and Pillow's encoder options;
 - ``validation``: ``inspect_image`` and the byte-size check;
 - ``backends``: the registry (``resizer_for``) and the Pillow and libvips backends.
 """

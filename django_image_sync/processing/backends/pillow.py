@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
-from typing import IO, Any
+from typing import IO
 
 from PIL import Image, ImageFilter, ImageOps
 from PIL.ImageFile import ImageFile
 
-from ..placeholder import BLUR_RADIUS, make_placeholder
+from ..placeholder import BLUR_RADIUS
+from ..rendering import pillow_encode, render_plan
 from ..rules import (
     TRANSPOSING_ORIENTATIONS,
     decoded_orientation,
@@ -22,7 +22,7 @@ from ..rules import (
     three_eighths_size,
     to_workable_mode,
 )
-from ..types import Encoding, Output, Rendered, RenditionPlan, ResizeResult, ResizeSpec
+from ..types import Encoding, Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
 
 def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
@@ -104,23 +104,7 @@ def _encode(
     if mode != im.mode:
         im = im.convert(mode)
     keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
-    save_args: dict[str, Any] = {}
-    if keep_icc:
-        save_args["icc_profile"] = icc_profile
-    if out_format in ("JPEG", "WEBP", "AVIF"):
-        save_args["quality"] = encoding.option("quality", spec.quality)
-    if out_format == "PNG":
-        save_args["optimize"] = False
-    if out_format == "WEBP":
-        save_args["method"] = encoding.option("method", 4)
-    if out_format == "AVIF":
-        save_args["speed"] = encoding.option("speed", 6)
-        # One thread, as the libvips backend: a prefork worker runs one process
-        # per core, and more threads per process would compete for the same cores.
-        save_args["max_threads"] = 1
-    buffer = io.BytesIO()
-    im.save(buffer, format=out_format, **save_args)
-    return buffer.getvalue(), im
+    return pillow_encode(im, encoding, spec.quality, icc_profile if keep_icc else None), im
 
 
 def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = frozenset()) -> Rendered:
@@ -134,28 +118,28 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
     """
     spec = plan.main
     im, source_mode, icc_profile = _decode(fileobj, spec)
-    outputs = []
-    level = im
-    for planned in plan.outputs(im.size):
-        if (planned.width, planned.height) != level.size:
-            # LANCZOS from the next larger width: a factor of 3 at most.
-            level = level.resize((planned.width, planned.height), Image.Resampling.LANCZOS)
-        data = None
-        if planned.key not in skip:
-            data, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
-        outputs.append(Output(planned, data))
-    placeholder = ""
-    if plan.placeholder:
-        smallest = level
 
-        def encode(size: tuple[int, int], quality: int) -> bytes:
-            small = smallest.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
-            small = small.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
-            data, _ = _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)
-            return data
+    def resize(level: Image.Image, size: tuple[int, int]) -> Image.Image:
+        # LANCZOS from the next larger width: a factor of 3 at most.
+        return level.resize(size, Image.Resampling.LANCZOS)
 
-        placeholder = make_placeholder(level.size, encode)
-    return Rendered(tuple(outputs), placeholder)
+    def encode(level: Image.Image, encoding: Encoding) -> bytes:
+        return _encode(level, encoding, spec, source_mode, icc_profile)[0]
+
+    def placeholder(smallest: Image.Image, size: tuple[int, int], quality: int) -> bytes:
+        small = smallest.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+        small = small.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+        return _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)[0]
+
+    return render_plan(
+        plan,
+        im,
+        skip,
+        size_of=lambda level: level.size,
+        resize=resize,
+        encode=encode,
+        placeholder=placeholder,
+    )
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:

@@ -30,7 +30,8 @@ from typing import IO, Any
 import pyvips
 from PIL import Image
 
-from ..placeholder import BLUR_RADIUS, make_placeholder
+from ..placeholder import BLUR_RADIUS
+from ..rendering import pillow_encode, render_plan
 from ..rules import (
     TRANSPOSING_ORIENTATIONS,
     exif_orientation,
@@ -42,7 +43,7 @@ from ..rules import (
     to_workable_mode,
 )
 from ..structure import png_exif_chunks
-from ..types import Encoding, Output, Rendered, RenditionPlan, ResizeResult, ResizeSpec
+from ..types import Encoding, Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(1)
@@ -197,7 +198,7 @@ def _encode(
     elif out_format == "WEBP":
         output = image.webpsave_buffer(Q=quality, keep=keep, effort=encoding.option("method", 4))
     elif out_format == "AVIF":
-        output = _avif_by_pillow(image, quality, encoding.option("speed", 6), icc_profile, keep_icc)
+        output = _avif_by_pillow(image, encoding, spec.quality, icc_profile if keep_icc else None)
     else:
         raise ValueError(f"unsupported output format {out_format!r}")
     return output, image
@@ -215,7 +216,7 @@ def _resized(image: Any, size: tuple[int, int], kernel: str) -> Any:
 
 
 def _avif_by_pillow(
-    image: Any, quality: int, speed: int, icc_profile: bytes | None, keep_icc: bool
+    image: Any, encoding: Encoding, default_quality: int, icc_profile: bytes | None
 ) -> bytes:
     """AVIF through Pillow's libavif, on one thread, from the libvips pixels.
 
@@ -228,12 +229,7 @@ def _avif_by_pillow(
     pixels = Image.frombuffer(
         mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1
     )
-    args: dict[str, Any] = {"quality": quality, "speed": speed, "max_threads": 1}
-    if keep_icc and icc_profile:
-        args["icc_profile"] = icc_profile
-    buffer = io.BytesIO()
-    pixels.save(buffer, format="AVIF", **args)
-    return buffer.getvalue()
+    return pillow_encode(pixels, encoding, default_quality, icc_profile)
 
 
 def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = frozenset()) -> Rendered:
@@ -249,25 +245,24 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
     level, source_mode, icc_profile = _thumbnail(source, spec)
     level = level.copy_memory()
     del source
-    outputs = []
-    for planned in plan.outputs((level.width, level.height)):
-        if (planned.width, planned.height) != (level.width, level.height):
-            level = _resized(level, (planned.width, planned.height), "lanczos3").copy_memory()
-        encoded = None
-        if planned.key not in skip:
-            encoded, _ = _encode(level, planned.encoding, spec, source_mode, icc_profile)
-        outputs.append(Output(planned, encoded))
-    placeholder = ""
-    if plan.placeholder:
-        smallest = level
 
-        def encode(size: tuple[int, int], quality: int) -> bytes:
-            small = _resized(smallest, size, "linear").gaussblur(BLUR_RADIUS)
-            data, _ = _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)
-            return data
+    def encode(level: Any, encoding: Encoding) -> bytes:
+        return _encode(level, encoding, spec, source_mode, icc_profile)[0]
 
-        placeholder = make_placeholder((level.width, level.height), encode)
-    return Rendered(tuple(outputs), placeholder)
+    def placeholder(smallest: Any, size: tuple[int, int], quality: int) -> bytes:
+        small = _resized(smallest, size, "linear").gaussblur(BLUR_RADIUS)
+        return _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)[0]
+
+    return render_plan(
+        plan,
+        level,
+        skip,
+        size_of=lambda image: (image.width, image.height),
+        # lanczos3 from the next larger width, rendered to memory: every format reuses it.
+        resize=lambda image, size: _resized(image, size, "lanczos3").copy_memory(),
+        encode=encode,
+        placeholder=placeholder,
+    )
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
