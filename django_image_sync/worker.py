@@ -81,12 +81,9 @@ def process_image(image_id: int, *, force: bool = False) -> str:
 
 def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
     """Move the row to ``done`` with ``result``; delete what it no longer refers to."""
-    if not UploadedImage.objects.transition(image.pk, Status.DONE, error="", **_fields(result)):
-        # Deleted or started over meanwhile: keep only what a row refers to.
-        files.delete_unreferenced(_names(result))
+    moved = UploadedImage.objects.transition(image.pk, Status.DONE, error="", **_fields(result))
+    if not _tidy_after(image, result, moved=moved):
         return "skipped"
-    # A reprocessed row's outputs of earlier settings, unless another row has them.
-    files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
     logger.info(
         "django-image-sync: image %s done (%sx%s, %s outputs)",
         image.pk,
@@ -152,12 +149,21 @@ def _switch(image: UploadedImage, result: dict[str, Any]) -> str:
     moved = UploadedImage.objects.filter(
         pk=image.pk, status=Status.DONE, updated=image.updated
     ).update(updated=timezone.now(), **_fields(result))
-    if not moved:
-        files.delete_unreferenced(_names(result))
+    if not _tidy_after(image, result, moved=bool(moved)):
         return "skipped"
-    files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
     logger.info("django-image-sync: image %s refreshed to the current settings", image.pk)
     return Status.DONE
+
+
+def _tidy_after(image: UploadedImage, result: dict[str, Any], *, moved: bool) -> bool:
+    """After trying to point ``image``'s row at ``result``: delete the files no row
+    refers to, the result's own when the row did not move (deleted or started
+    over meanwhile), else the row's outputs of earlier settings. Returns ``moved``."""
+    if moved:
+        files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
+    else:
+        files.delete_unreferenced(_names(result))
+    return moved
 
 
 def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> dict[str, Any] | None:
