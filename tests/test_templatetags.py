@@ -15,10 +15,10 @@ from django.template import Context, RequestContext, Template
 from django.test import RequestFactory
 from pytest_django.asserts import assertHTMLEqual, assertInHTML
 
-from django_image_sync import conf
 from django_image_sync.forms import UploadForm
-from django_image_sync.models import UploadedImage, output_entries
+from django_image_sync.models import UploadedImage
 from tests.support.html import attrs, elements
+from tests.support.rows import recorded_outputs
 
 
 def make_image(pk: int, status: str = "pending", name: str = "photo.jpg") -> UploadedImage:
@@ -225,12 +225,8 @@ def test_upload_form_with_a_given_form_shows_its_errors():
 
 def with_renditions(image: UploadedImage) -> UploadedImage:
     """``image`` done at 1440x1080 with the default plan's outputs recorded."""
-    plan = conf.output_plan()
     image.resized_width, image.resized_height = 1440, 1080
-    image.renditions = [
-        {**entry, "size": 1000 + index}
-        for index, entry in enumerate(output_entries(image.sha256, plan, (1440, 1080)))
-    ]
+    image.renditions = recorded_outputs(image.sha256, (1440, 1080))
     image.resized = image.renditions[0]["name"]
     image.placeholder = "data:image/webp;base64,UklGRg=="
     return image

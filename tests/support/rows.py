@@ -12,6 +12,13 @@ from django_image_sync.models import UploadedImage, output_entries
 STATUSES = ("done", "pending", "processing", "failed")
 
 
+def recorded_outputs(sha256: str, main_size: tuple[int, int]) -> list[dict[str, Any]]:
+    """The outputs the settings give a main output of ``main_size``, as a done row
+    records them (sizes made up; the files do not exist)."""
+    entries = output_entries(sha256, conf.output_plan(), main_size)
+    return [{**entry, "size": 1000 + index} for index, entry in enumerate(entries)]
+
+
 def make_rows(
     owner: Any,
     count: int,
@@ -28,12 +35,12 @@ def make_rows(
         done = status == "done"
         # A done row has the outputs the settings ask for: 1200x900 in every
         # format, and at 480 and 960 (its <picture> has 9 URLs).
-        outputs = output_entries(sha, conf.output_plan(), (1200, 900)) if done else []
+        outputs = recorded_outputs(sha, (1200, 900)) if done else []
         rows.append(
             UploadedImage.objects.create(
                 original=f"image_sync/originals/{sha[:2]}/{sha[2:4]}/{sha}.jpg",
                 resized=outputs[0]["name"] if done else "",
-                renditions=[{**entry, "size": 1000} for entry in outputs],
+                renditions=outputs,
                 placeholder="data:image/webp;base64,UklGRg==" if done else "",
                 original_name=f"row-{i}.jpg",
                 md5=hashlib.md5(sha.encode(), usedforsecurity=False).hexdigest(),
