@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import UserPassesTestMixin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -26,14 +32,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.generic import DetailView, FormView, ListView
+from django.views.generic import DeleteView, DetailView, FormView, ListView
 from django.views.generic.detail import SingleObjectMixin
 from django.views.generic.edit import FormMixin, ProcessFormView
 from django.views.generic.list import MultipleObjectMixin
 
 from . import conf, uploads
 from .forms import UploadForm
-from .models import Status, UploadedImage
+from .models import Status, UploadedImage, scope_for
 
 # States a page shows as "being resized" (its status changes without the user).
 WAITING = frozenset({Status.PENDING, Status.PROCESSING})
@@ -109,6 +115,16 @@ class ImageSyncMixin(UserPassesTestMixin):
         """Whether ``request.user`` may upload."""
         return not conf.get("REQUIRE_AUTH") or request.user.is_authenticated
 
+    def has_delete_permission(self, request: HttpRequest, image: UploadedImage) -> bool:
+        """Whether ``request.user`` may delete ``image``: its owner, or a user
+        with the model's ``delete`` permission (staff, through the admin's groups)."""
+        user = request.user
+        if not user.is_authenticated:
+            return False
+        if image.owner_id is not None and image.owner_id == user.pk:
+            return True
+        return user.has_perm("django_image_sync.delete_uploadedimage")
+
     def test_func(self) -> bool:
         if self.request.method == "POST":
             return self.has_upload_permission(self.request)
@@ -137,7 +153,10 @@ class ImageSyncMixin(UserPassesTestMixin):
         response = super().http_method_not_allowed(request, *args, **kwargs)  # type: ignore[misc]
         if self.wants_json():
             allow = response["Allow"]
-            message = f"{request.method} is not allowed; use {allow}."
+            message = _("%(method)s is not allowed; use %(allowed)s.") % {
+                "method": request.method,
+                "allowed": allow,
+            }
             response = errors_response([uploads.FileError(None, "method", message)], status=405)
             response["Allow"] = allow
         return response
@@ -232,7 +251,7 @@ class UploadMixin(ImageSyncMixin, FormMixin):
 
     def unreadable_upload(self, exc: Exception) -> HttpResponse:
         """A cut-off or malformed multipart body, or one past Django's limits."""
-        message = f"The upload could not be read: {exc}"
+        message = _("The upload could not be read: %(reason)s") % {"reason": exc}
         if self.wants_json():
             return errors_response([uploads.FileError(None, "bad_request", message)])
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
@@ -319,6 +338,7 @@ class ImageDetailView(ImageSyncMixin, DetailView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["refresh_while_pending"] = self.object.status in WAITING
+        context["can_delete"] = self.has_delete_permission(self.request, self.object)
         return context
 
 
@@ -357,11 +377,44 @@ class ApiListView(UploadMixin, MultipleObjectMixin, ProcessFormView):
         )
 
 
-class ApiDetailView(ImageSyncMixin, SingleObjectMixin, View):
-    """GET: one image's status and URLs."""
+class ImageDeleteView(ImageSyncMixin, DeleteView):
+    """GET: asks to confirm. POST: deletes the image; its files go once the
+    deletion commits, unless another row still uses them."""
 
-    http_method_names = ["get", "head", "options"]
+    http_method_names = ["get", "post", "head", "options"]
+    template_name = "django_image_sync/delete.html"
+    context_object_name = "image"
+
+    def test_func(self) -> bool:
+        # Seeing the image is the first condition; deleting it is checked below.
+        return self.has_view_permission(self.request)
+
+    def get_object(self, queryset: QuerySet[UploadedImage] | None = None) -> UploadedImage:
+        image: UploadedImage = super().get_object(queryset)
+        if not self.has_delete_permission(self.request, image):
+            raise PermissionDenied
+        return image
+
+    def get_success_url(self) -> str:
+        return reverse("image_sync:gallery")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        name = str(self.object)
+        response = super().form_valid(form)
+        messages.success(
+            self.request, _("%(name)s was deleted.") % {"name": name}, fail_silently=True
+        )
+        return response
+
+
+class ApiDetailView(ImageSyncMixin, SingleObjectMixin, View):
+    """GET: one image's status and URLs. DELETE: remove it (its owner only)."""
+
+    http_method_names = ["get", "delete", "head", "options"]
     json_only = True
+
+    def test_func(self) -> bool:
+        return self.has_view_permission(self.request)
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
@@ -369,3 +422,52 @@ class ApiDetailView(ImageSyncMixin, SingleObjectMixin, View):
         except Http404:
             return self.not_found(_("No such image."))
         return JsonResponse(image_json(image))
+
+    def delete(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            image = self.get_object()
+        except Http404:
+            return self.not_found(_("No such image."))
+        if not self.has_delete_permission(request, image):
+            message = _("Only the owner may delete this image.")
+            return errors_response([uploads.FileError(None, "auth", message)], status=403)
+        image.delete()
+        return HttpResponse(status=204)
+
+
+# A SHA-256 digest in hexadecimal.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class ApiLookupView(ImageSyncMixin, View):
+    """GET ``?sha256=HEX``: the image the uploader already has with this content.
+
+    Lets a page skip sending bytes the server would answer as a duplicate.
+    Answers only within the uploader's deduplication scope, which is part of
+    what they can already see: 200 with the image (``duplicate: true``), or
+    204 (no content) when there is none. Nothing is stored and no signal is sent.
+    """
+
+    http_method_names = ["get", "head", "options"]
+    json_only = True
+
+    def test_func(self) -> bool:
+        return self.has_upload_permission(self.request) and self.has_view_permission(self.request)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        digest = request.GET.get("sha256", "").lower()
+        if not SHA256_HEX.fullmatch(digest):
+            message = _("sha256 must be 64 hexadecimal digits.")
+            return errors_response([uploads.FileError(None, "bad_request", message)])
+        owner = request.user if request.user.is_authenticated else None
+        image = (
+            uploads.visible_images(request.user)
+            .filter(scope=scope_for(owner), sha256=digest)
+            .order_by("pk")
+            .first()
+        )
+        if image is None:
+            # Not a 404: "not there yet" is the ordinary answer, and browsers
+            # log every 4xx as an error.
+            return HttpResponse(status=204)
+        return JsonResponse(image_json(image, duplicate=True))

@@ -291,8 +291,8 @@ def test_storage_failure_mid_submission_leaves_nothing_behind(alice_client, sett
         ("patch", API_LIST, "POST"),
         ("delete", API_LIST, "POST"),
         ("post", "/api/images/1/", "GET"),
-        ("put", "/api/images/1/", "GET"),
-        ("delete", "/api/images/1/", "GET"),
+        ("put", "/api/images/1/", "DELETE"),
+        ("patch", "/api/images/1/", "DELETE"),
     ],
 )
 def test_wrong_method_is_405_json(alice_client, method, path, allowed):
