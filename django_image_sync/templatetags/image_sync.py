@@ -13,6 +13,8 @@ from django import template
 from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 
 from .. import conf, processing
 from ..forms import UploadForm
@@ -172,7 +174,7 @@ def image_gallery(images: Iterable[UploadedImage], sizes: str = GALLERY_SIZES) -
 
 def _url_builder(name: str) -> Callable[[int], str]:
     """``pk -> reverse(name, args=[pk])``, reversing the pattern only once."""
-    marker = 987654321
+    marker = URL_MARKER
     pattern = reverse(name, args=[marker])
     head, sep, tail = pattern.rpartition(str(marker))
     if not sep:  # a pattern that does not show the pk plainly: reverse each time
@@ -182,8 +184,102 @@ def _url_builder(name: str) -> Callable[[int], str]:
 
 @register.inclusion_tag("django_image_sync/tags/upload_form.html", takes_context=True)
 def upload_form(context: template.Context, form: UploadForm | None = None) -> dict[str, Any]:
-    """The upload form, posting to the app's upload view."""
+    """The upload form, posting to the app's upload view.
+
+    Works as a plain form; with the app's script it becomes a drop zone with
+    previews, checks in the browser, progress and live status. The script
+    reads the settings and strings rendered here (``json_script``).
+    """
     return {
         "form": form if form is not None else UploadForm(),
         "csrf_token": context.get("csrf_token"),
+        "config": upload_config(),
+        "config_id": "image-sync-upload-config",
+    }
+
+
+def upload_config() -> dict[str, Any]:
+    """What the upload script needs: the server's limits, the URLs, and the
+    strings in the active language (the server stays the authority)."""
+    formats = [
+        {"name": name, "mime": processing.FORMAT_MIME_TYPES.get(name.upper(), "")}
+        for name in conf.get("ALLOWED_FORMATS")
+    ]
+    return {
+        "maxFiles": conf.get("MAX_FILES"),
+        "maxBytes": conf.get("MAX_FILE_SIZE"),
+        "maxPixels": conf.get("MAX_PIXELS"),
+        "formats": formats,
+        "api": reverse("image_sync:api-list"),
+        "lookup": reverse("image_sync:api-lookup"),
+        "apiDetail": reverse("image_sync:api-detail", args=[URL_MARKER]),
+        "detail": reverse("image_sync:detail", args=[URL_MARKER]),
+        "marker": str(URL_MARKER),
+        "strings": upload_strings(),
+    }
+
+
+def upload_strings() -> dict[str, str]:
+    """The upload script's words. ``%(name)s`` placeholders are filled in the
+    browser; sizes use Django's own translated units."""
+    return {
+        "intro": _("Drop images anywhere on this page, paste them, or"),
+        "choose": _("Choose images"),
+        "camera": _("Take a photo"),
+        "queue": _("Chosen images"),
+        "remove": _("Remove %(name)s"),
+        "cancel": _("Cancel %(name)s"),
+        "retry": _("Retry %(name)s"),
+        "progress": _("Uploading %(name)s"),
+        "view": _("View %(name)s"),
+        "ready": _("Ready to upload"),
+        "checking": _("Checking…"),
+        "uploading": _("Uploading… %(percent)s"),
+        "duplicate": _("Already uploaded: nothing was sent."),
+        "pending": _("Uploaded; waiting to be resized."),
+        "processing": _("Uploaded; being resized."),
+        "done": _("Done: %(width)s×%(height)s."),  # noqa: RUF001
+        "failed": _("Uploaded, but resizing failed: %(error)s"),
+        "cancelled": _("Cancelled: not uploaded."),
+        "network": _("Not uploaded: the connection failed."),
+        "server": _("Not uploaded: the server answered %(status)s."),
+        "nothing": _("Choose at least one image first."),
+        "too_many": _(
+            "%(name)s was not added: at most %(count)s files are sent at once. "
+            "Upload or remove the others first."
+        ),
+        "same": _("%(name)s was not added: it is the same picture as %(other)s."),
+        "empty": _("%(name)s: the file is empty."),
+        "too_big": _("%(name)s: the file is %(size)s; the limit is %(limit)s."),
+        "format": _("%(name)s: it is not an image in an allowed format (%(allowed)s)."),
+        "looks_like": _("%(name)s: it looks like %(found)s; allowed formats are %(allowed)s."),
+        "pixels": _(
+            "%(name)s: the image has %(pixels)s megapixels (%(width)s×%(height)s); "  # noqa: RUF001
+            "the limit is %(limit)s megapixels."
+        ),
+        "summary": _("%(stored)s of %(total)s uploaded."),
+        "summary_refused": _("Not uploaded: %(names)s."),
+        "bytes": _("%(size)s bytes"),
+        "KB": gettext("%s KB"),
+        "MB": gettext("%s MB"),
+    }
+
+
+# A number no real primary key reaches, replaced by the id in the browser.
+URL_MARKER = 987654321
+
+
+@register.inclusion_tag("django_image_sync/tags/scripts.html")
+def image_sync_scripts() -> dict[str, Any]:
+    """The app's script, with the words it shows in the active language.
+
+    Put it at the end of a page that uses the app's tags: pending images then
+    turn into their pictures without a reload, and times show in the
+    visitor's time zone.
+    """
+    return {
+        "strings": {
+            **{value: str(label) for value, label in Status.choices},
+            "statusOf": _("%(name)s: %(status)s"),
+        },
     }
