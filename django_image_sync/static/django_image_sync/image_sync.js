@@ -512,40 +512,49 @@
     this.node.classList.add("image-sync-item-refused");
   };
 
-  // Read the file once: its signature, its pixel size, and its SHA-256.
+  // The rule `file` breaks, as a message, or null. `bytes` is the whole file,
+  // or null when it was not read (the checks that need no content). These are
+  // the server's rules with its settings; the server checks everything again.
+  function browserRefusal(file, bytes, config, words) {
+    var name = file.name;
+    var allowed = config.formats.map(function (f) { return f.name; });
+    if (!file.size) { return fill(words.empty, { name: name }); }
+    if (file.size > config.maxBytes) {
+      return fill(words.too_big, {
+        name: name, size: fileSize(file.size, words), limit: fileSize(config.maxBytes, words)
+      });
+    }
+    if (!bytes) { return null; }
+    var found = sniff(bytes.subarray(0, 16));
+    if (!found || allowed.indexOf(found) < 0) {
+      return found
+        ? fill(words.looks_like, { name: name, found: found, allowed: allowed.join(", ") })
+        : fill(words.format, { name: name, allowed: allowed.join(", ") });
+    }
+    var size = dimensions(found, bytes);
+    if (size && size.width * size.height > config.maxPixels) {
+      return fill(words.pixels, {
+        name: name, pixels: megapixels(size.width * size.height),
+        width: integer(size.width), height: integer(size.height),
+        limit: megapixels(config.maxPixels)
+      });
+    }
+    return null;
+  }
+
+  // Read the file once: the rules above, then its SHA-256.
   Item.prototype.check = function () {
     var self = this;
     var config = this.uploader.config;
     var words = this.words;
     var file = this.file;
-    var allowed = config.formats.map(function (f) { return f.name; });
-    var name = file.name;
-    if (!file.size) { return this.refuse(fill(words.empty, { name: name })); }
-    if (file.size > config.maxBytes) {
-      return this.refuse(fill(words.too_big, {
-        name: name, size: fileSize(file.size, words), limit: fileSize(config.maxBytes, words)
-      }));
-    }
+    var refusal = browserRefusal(file, null, config, words);
+    if (refusal) { return this.refuse(refusal); }
     this.set("checking", words.checking, ["remove"]);
     file.arrayBuffer().then(function (buffer) {
       if (self.state !== "checking") { return null; }
-      var bytes = new Uint8Array(buffer);
-      var found = sniff(bytes.subarray(0, 16));
-      if (!found || allowed.indexOf(found) < 0) {
-        return self.refuse(found
-          ? fill(words.looks_like, { name: name, found: found, allowed: allowed.join(", ") })
-          : fill(words.format, { name: name, allowed: allowed.join(", ") }));
-      }
-      self.format = found;
-      var size = dimensions(found, bytes);
-      if (size && size.width * size.height > config.maxPixels) {
-        return self.refuse(fill(words.pixels, {
-          name: name, pixels: megapixels(size.width * size.height),
-          width: integer(size.width), height: integer(size.height),
-          limit: megapixels(config.maxPixels)
-        }));
-      }
-      self.size = size;
+      var refusal = browserRefusal(file, new Uint8Array(buffer), config, words);
+      if (refusal) { return self.refuse(refusal); }
       var subtle = window.crypto && window.crypto.subtle;
       if (!subtle) { return self.ready(); }  // not a secure context: the server decides
       return subtle.digest("SHA-256", buffer).then(function (digest) {
@@ -555,7 +564,7 @@
           return other !== self && other.sha256 === self.sha256 && other.state !== "refused";
         })[0];
         if (twin) {
-          return self.refuse(fill(words.same, { name: name, other: twin.file.name }));
+          return self.refuse(fill(words.same, { name: file.name, other: twin.file.name }));
         }
         self.ready();
       }, function () { self.ready(); });
