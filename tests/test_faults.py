@@ -313,7 +313,7 @@ def test_upload_while_the_broker_is_unreachable_is_swept_later(
     start_worker()
     out = io.StringIO()
     call_command("image_sync_sweep", "--older-than", "0", stdout=out)
-    assert out.getvalue().strip() == "Queued 2 image(s) again."
+    assert out.getvalue().strip() == "Queued 2 images again."
 
     done = [wait_for_status(pk, FINAL, WORKER_WAIT) for pk in ids]
     assert [d.status for d in done] == [Status.DONE] * 2, [d.error for d in done]
@@ -495,7 +495,7 @@ def test_task_delivered_three_times_to_the_worker_runs_once(start_worker):
     # Delivery 3: the sweeper, its age threshold passed, races the live worker.
     out = io.StringIO()
     call_command("image_sync_sweep", "--older-than", "0", stdout=out)
-    assert out.getvalue().strip() == "Queued 1 image(s) again."
+    assert out.getvalue().strip() == "Queued 1 image again."
 
     done = wait_for_status(image.pk, FINAL, WORKER_WAIT)
     assert done.status == Status.DONE, done.error

@@ -41,7 +41,9 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> JpegLayout:
     """
     size = len(data)
     if bytes(data[:2]) != b"\xff\xd8":
-        raise ImageProblem("corrupt", "the JPEG start-of-image marker is missing")
+        raise _jpeg_damaged(
+            "the start-of-image marker is missing", "the JPEG start-of-image marker is missing"
+        )
     position = 2
     scans = 0
     progressive = False
@@ -52,32 +54,30 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> JpegLayout:
     arithmetic = False
     while True:
         if position >= size:
-            raise ImageProblem("corrupt", "the JPEG data is cut off (no end-of-image marker)")
+            raise _jpeg_cut_off("no end-of-image marker")
         if data[position] != 0xFF:
-            raise ImageProblem(
-                "corrupt", f"the JPEG structure is damaged (no marker at byte {position})"
-            )
+            raise _jpeg_damaged(f"no marker at byte {position}")
         while position < size and data[position] == 0xFF:  # fill bytes
             position += 1
         if position >= size:
-            raise ImageProblem("corrupt", "the JPEG data is cut off (no end-of-image marker)")
+            raise _jpeg_cut_off("no end-of-image marker")
         marker = data[position]
         position += 1
         if marker == 0xD9:
             if not scans:
-                raise ImageProblem("corrupt", "the JPEG has no image data")
+                raise ImageProblem(
+                    "corrupt", "the JPEG has no image data", reason="no_image_data", format="JPEG"
+                )
             return JpegLayout(scans=scans, progressive=progressive, sampling=sampling)
         if marker in _JPEG_STANDALONE:
             continue
         length = int.from_bytes(data[position : position + 2], "big")
         if length < 2:
-            raise ImageProblem(
-                "corrupt", f"the JPEG structure is damaged (bad segment length at byte {position})"
-            )
+            raise _jpeg_damaged(f"bad segment length at byte {position}")
         segment = bytes(data[position + 2 : position + length])
         position += length
         if position > size:
-            raise ImageProblem("corrupt", "the JPEG data is cut off inside a segment")
+            raise _jpeg_cut_off("inside a segment", "the JPEG data is cut off inside a segment")
         if marker == 0xDB:
             _read_quantization_tables(segment, quantization)
         elif marker == 0xC4:
@@ -91,12 +91,28 @@ def check_jpeg_structure(data: bytes | memoryview | mmap.mmap) -> JpegLayout:
             scans += 1
             found = _JPEG_MARKER_AFTER_SCAN.search(data, position)
             if found is None:
-                raise ImageProblem("corrupt", "the JPEG data is cut off (no end-of-image marker)")
+                raise _jpeg_cut_off("no end-of-image marker")
             position = found.start()
 
 
-def _jpeg_damaged(what: str) -> ImageProblem:
-    return ImageProblem("corrupt", f"the JPEG structure is damaged ({what})")
+def _jpeg_damaged(what: str, message: str | None = None) -> ImageProblem:
+    return ImageProblem(
+        "corrupt",
+        message or f"the JPEG structure is damaged ({what})",
+        reason="damaged",
+        format="JPEG",
+        detail=what,
+    )
+
+
+def _jpeg_cut_off(where: str, message: str | None = None) -> ImageProblem:
+    return ImageProblem(
+        "corrupt",
+        message or f"the JPEG data is cut off ({where})",
+        reason="truncated",
+        format="JPEG",
+        detail=where,
+    )
 
 
 def _read_quantization_tables(segment: bytes, defined: set[int]) -> None:
@@ -129,7 +145,11 @@ def _read_frame(segment: bytes) -> tuple[dict[int, int], tuple[tuple[int, int], 
         raise _jpeg_damaged("short frame header")
     if segment[0] != 8:
         raise ImageProblem(
-            "corrupt", f"the JPEG has {segment[0]}-bit samples; only 8-bit JPEGs can be read"
+            "corrupt",
+            f"the JPEG has {segment[0]}-bit samples; only 8-bit JPEGs can be read",
+            reason="bit_depth",
+            format="JPEG",
+            bits=segment[0],
         )
     count = segment[5]
     if count == 0 or len(segment) != 6 + 3 * count:
@@ -148,7 +168,9 @@ def _check_scan(
     arithmetic: bool,
 ) -> None:
     if not components:
-        raise ImageProblem("corrupt", "the JPEG has a scan before its frame header")
+        raise _jpeg_damaged(
+            "a scan before the frame header", "the JPEG has a scan before its frame header"
+        )
     count = segment[0] if segment else 0
     if not 1 <= count <= 4 or len(segment) != 4 + 2 * count:
         raise _jpeg_damaged("bad scan header")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import (
     AvifImagePlugin,  # noqa: F401 - registers the AVIF MIME type
@@ -31,12 +32,31 @@ FORMAT_MIME_TYPES = {name: Image.MIME[name] for name in FORMAT_EXTENSIONS}
 
 
 class ImageProblem(Exception):
-    """An image broke one of the rules. ``code`` names the rule."""
+    """An image broke one of the rules. ``code`` names the rule.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``message`` is an English sentence for logs and callers outside Django;
+    ``params`` holds the figures it is made from (sizes in bytes, pixel
+    counts, format names, all JSON types), so the Django layer can say the
+    same in the active language (``uploads.problem_message``). Which params
+    each code has:
+
+    - ``empty``: none;
+    - ``max_file_size``: ``size``, ``limit`` (bytes);
+    - ``format``: ``found`` (a format name, or None: not an image), ``allowed`` (list);
+    - ``max_pixels``: ``pixels``, ``limit``, and ``width``, ``height``, ``frames``
+      where the header could be read (a decompression bomb may give ``pixels`` only);
+    - ``max_jpeg_scans``: ``scans``, ``limit``, ``progressive``;
+    - ``max_decode_memory``: ``memory``, ``limit`` (bytes), ``width``, ``height``, ``format``;
+    - ``corrupt``: ``reason`` (``header``, ``truncated``, ``damaged``,
+      ``no_image_data`` or ``bit_depth``), and ``format``, ``bits`` or
+      ``detail`` (the decoder's own English words) where known.
+    """
+
+    def __init__(self, code: str, message: str, **params: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.params = params
 
 
 @dataclass(frozen=True)

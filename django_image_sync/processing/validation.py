@@ -4,6 +4,7 @@ what its decode will cost a worker. No pixel is decoded."""
 from __future__ import annotations
 
 import mmap
+import re
 from collections.abc import Sequence
 from typing import IO
 
@@ -37,6 +38,20 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# Pillow's words for a decompression bomb: "Image size (N pixels) exceeds limit of ...".
+_POSSIBLE_BOMB = re.compile(r"\((\d+) pixels\)")
+
+
+def _pixel_limit(max_pixels: int) -> int:
+    """The pixel limit that applies: ``max_pixels``, or Pillow's own if lower.
+
+    Pillow would only warn between 1x and 2x its own limit; here that is an error.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None:
+        return min(max_pixels, int(Image.MAX_IMAGE_PIXELS))
+    return max_pixels
+
+
 def check_byte_size(fileobj: IO[bytes], max_bytes: int | None) -> int:
     """The file's size in bytes; :class:`ImageProblem` if empty or over ``max_bytes``."""
     size = file_size(fileobj)
@@ -46,6 +61,8 @@ def check_byte_size(fileobj: IO[bytes], max_bytes: int | None) -> int:
         raise ImageProblem(
             "max_file_size",
             f"the file is {size} bytes; the limit is {max_bytes} bytes",
+            size=size,
+            limit=max_bytes,
         )
     return size
 
@@ -106,38 +123,64 @@ def inspect_image(
         found = sniff_format(head)
         if found in allowed:
             # The signature of an allowed format, but Pillow cannot parse the header.
-            raise ImageProblem("corrupt", f"the {found} header is damaged or cut off") from None
+            raise ImageProblem(
+                "corrupt",
+                f"the {found} header is damaged or cut off",
+                reason="header",
+                format=found,
+            ) from None
         detail = f"it looks like {found}" if found else "its content is not an image"
         raise ImageProblem(
             "format",
             f"{detail}; allowed formats are {', '.join(allowed)}",
+            found=found,
+            allowed=allowed,
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # The warning only arrives as an exception where warnings are errors.
-        raise ImageProblem("max_pixels", f"the image is too large: {exc}") from None
+        # Pillow names the pixel count in its message only ("Image size (N pixels)").
+        counted = _POSSIBLE_BOMB.search(str(exc))
+        raise ImageProblem(
+            "max_pixels",
+            f"the image is too large: {exc}",
+            pixels=int(counted.group(1)) if counted else None,
+            limit=_pixel_limit(max_pixels),
+            detail=str(exc),
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageProblem("corrupt", f"the image cannot be read ({exc})") from None
+        raise ImageProblem(
+            "corrupt", f"the image cannot be read ({exc})", reason="damaged", detail=str(exc)
+        ) from None
 
     with im:
         fmt = im.format or ""
         if fmt == "MPO":  # multi-picture JPEG from some cameras: decoded as JPEG
             fmt = "JPEG"
         if fmt not in allowed:
-            raise ImageProblem("format", f"{fmt} is not allowed; allowed: {', '.join(allowed)}")
+            raise ImageProblem(
+                "format",
+                f"{fmt} is not allowed; allowed: {', '.join(allowed)}",
+                found=fmt,
+                allowed=allowed,
+            )
         width, height = im.size
         frames = getattr(im, "n_frames", 1) or 1
         pixels = width * height * frames
-        limit = max_pixels
-        if Image.MAX_IMAGE_PIXELS is not None:
-            # Pillow would only warn between 1x and 2x its own limit; here that is an error.
-            limit = min(limit, Image.MAX_IMAGE_PIXELS)
+        limit = _pixel_limit(max_pixels)
         if width <= 0 or height <= 0:
-            raise ImageProblem("corrupt", "the image has no pixels")
+            raise ImageProblem(
+                "corrupt", "the image has no pixels", reason="no_image_data", format=fmt
+            )
         if pixels > limit:
             described = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
             raise ImageProblem(
                 "max_pixels",
                 f"the image has {pixels} pixels ({described}); the limit is {limit}",
+                pixels=pixels,
+                limit=limit,
+                width=width,
+                height=height,
+                frames=frames,
             )
         orientation = header_orientation(im)
         mode, transparency = im.mode, "transparency" in im.info
@@ -155,7 +198,13 @@ def inspect_image(
         except ImageProblem:
             raise
         except Exception as exc:
-            raise ImageProblem("corrupt", f"the image data is damaged ({exc})") from None
+            raise ImageProblem(
+                "corrupt",
+                f"the image data is damaged ({exc})",
+                reason="damaged",
+                format=fmt,
+                detail=str(exc),
+            ) from None
     turned = orientation in TRANSPOSING_ORIENTATIONS
     upright = (height, width) if turned else (width, height)
     target = fit_within(upright[0], upright[1], box) if box else upright
@@ -228,6 +277,9 @@ def check_cost(
         raise ImageProblem(
             "max_jpeg_scans",
             f"the image is a {kind} with {scans:,} scans; at most {max_jpeg_scans:,} are accepted",
+            scans=scans,
+            limit=max_jpeg_scans,
+            progressive=bool(layout.coefficient_bytes),
         )
     if max_decode_memory is not None and memory > max_decode_memory:
         width, height = layout.size
@@ -236,4 +288,9 @@ def check_cost(
             f"the image needs about {costs.megabytes(memory)} of memory to resize "
             f"({width}x{height} {layout.format}); the limit is "
             f"{costs.megabytes(max_decode_memory)}",
+            memory=memory,
+            limit=max_decode_memory,
+            width=width,
+            height=height,
+            format=layout.format,
         )
