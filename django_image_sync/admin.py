@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -69,12 +70,15 @@ class UploadedImageAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("renditions"))
     def renditions_summary(self, obj: UploadedImage) -> str:
-        summary = (f"{o.format} {o.width}x{o.height} ({o.size:,} B)" for o in obj.outputs)
+        summary = (
+            f"{o.format} {o.width}×{o.height} ({filesizeformat(o.size)})"  # noqa: RUF001
+            for o in obj.outputs
+        )
         return ", ".join(summary) or "—"
 
-    @admin.display(description=_("size"))
+    @admin.display(description=_("dimensions"))
     def dimensions(self, obj: UploadedImage) -> str:
-        return f"{obj.width} x {obj.height}"
+        return f"{obj.width}×{obj.height}"  # noqa: RUF001
 
     @admin.action(description=_("Reprocess selected images"))
     def reprocess(self, request: HttpRequest, queryset: QuerySet[UploadedImage]) -> None:

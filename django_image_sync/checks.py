@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.utils.translation import gettext as _
 from PIL import features
 
 from . import conf, processing
@@ -32,8 +33,8 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         return [
             _error(
                 "E010",
-                "IMAGE_SYNC must be a dict.",
-                "Set IMAGE_SYNC = {...} with the keys you want to change, or leave it out.",
+                _("IMAGE_SYNC must be a dict."),
+                _("Set IMAGE_SYNC = {...} with the keys you want to change, or leave it out."),
             )
         ]
     messages: list[CheckMessage] = []
@@ -42,8 +43,8 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _warning(
                 "W001",
-                f"IMAGE_SYNC has an unknown key {key!r}; it is ignored.",
-                "Known keys: " + ", ".join(sorted(conf.DEFAULTS)) + ".",
+                _("IMAGE_SYNC has an unknown key %(key)s; it is ignored.") % {"key": repr(key)},
+                _("Known keys: %(keys)s.") % {"keys": ", ".join(sorted(conf.DEFAULTS))},
             )
         )
 
@@ -53,8 +54,10 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E001",
-                f"IMAGE_SYNC['STORAGE'] is {storage_alias!r}, which is not a key of STORAGES.",
-                "Use one of: " + ", ".join(repr(a) for a in storages_setting) + ".",
+                _("IMAGE_SYNC['STORAGE'] is %(value)s, which is not a key of STORAGES.")
+                % {"value": repr(storage_alias)},
+                _("Use one of: %(choices)s.")
+                % {"choices": ", ".join(repr(a) for a in storages_setting)},
             )
         )
 
@@ -63,8 +66,10 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E002",
-                f"IMAGE_SYNC['CACHE'] is {cache_alias!r}, which is not a key of CACHES.",
-                "Use one of: " + ", ".join(repr(a) for a in settings.CACHES) + ".",
+                _("IMAGE_SYNC['CACHE'] is %(value)s, which is not a key of CACHES.")
+                % {"value": repr(cache_alias)},
+                _("Use one of: %(choices)s.")
+                % {"choices": ", ".join(repr(a) for a in settings.CACHES)},
             )
         )
 
@@ -73,9 +78,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E003",
-                f"IMAGE_SYNC['TARGET_SIZE'] is {size!r}; it must be (width, height) "
-                "with two positive integers.",
-                "For example (1920, 1080).",
+                _(
+                    "IMAGE_SYNC['TARGET_SIZE'] is %(value)s; it must be (width, height) "
+                    "with two positive integers."
+                )
+                % {"value": repr(size)},
+                _("For example %(example)s.") % {"example": "(1920, 1080)"},
             )
         )
 
@@ -91,9 +99,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E004",
-                f"IMAGE_SYNC['ALLOWED_FORMATS'] is {formats!r}; it must be a non-empty "
-                f"list drawn from {', '.join(conf.SUPPORTED_INPUT_FORMATS)}.",
-                'For example ("JPEG", "PNG").',
+                _(
+                    "IMAGE_SYNC['ALLOWED_FORMATS'] is %(value)s; it must be a non-empty "
+                    "list drawn from %(choices)s."
+                )
+                % {"value": repr(formats), "choices": ", ".join(conf.SUPPORTED_INPUT_FORMATS)},
+                _("For example %(example)s.") % {"example": '("JPEG", "PNG")'},
             )
         )
 
@@ -102,17 +113,17 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E005",
-                f"IMAGE_SYNC['OUTPUT_FORMAT'] is {output!r}; it must be one of "
-                f"{', '.join(conf.OUTPUT_FORMATS)}.",
-                '"JPEG" suits photos; "PNG" keeps transparency.',
+                _("IMAGE_SYNC['OUTPUT_FORMAT'] is %(value)s; it must be one of %(choices)s.")
+                % {"value": repr(output), "choices": ", ".join(conf.OUTPUT_FORMATS)},
+                _('"JPEG" suits photos; "PNG" keeps transparency.'),
             )
         )
     elif output.upper() == "WEBP" and not features.check("webp"):
         messages.append(
             _error(
                 "E005",
-                "IMAGE_SYNC['OUTPUT_FORMAT'] is 'WEBP' but this Pillow has no WebP support.",
-                "Install a Pillow wheel built with libwebp, or choose JPEG.",
+                _("IMAGE_SYNC['OUTPUT_FORMAT'] is 'WEBP' but this Pillow has no WebP support."),
+                _("Install a Pillow wheel built with libwebp, or choose JPEG."),
             )
         )
 
@@ -121,8 +132,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E006",
-                f"IMAGE_SYNC['QUALITY'] is {quality!r}; it must be an integer from 1 to 100.",
-                "75 to 90 suits the web; above 95 mostly adds bytes.",
+                _("IMAGE_SYNC['QUALITY'] is %(value)s; it must be an integer from 1 to 100.")
+                % {"value": repr(quality)},
+                _("75 to 90 suits the web; above 95 mostly adds bytes."),
             )
         )
 
@@ -131,8 +143,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E007",
-                f"IMAGE_SYNC['DEDUP_SCOPE'] is {scope!r}; it must be 'owner' or 'global'.",
-                "'owner' keeps users' images apart; 'global' shares identical content.",
+                _("IMAGE_SYNC['DEDUP_SCOPE'] is %(value)s; it must be 'owner' or 'global'.")
+                % {"value": repr(scope)},
+                _("'owner' keeps users' images apart; 'global' shares identical content."),
             )
         )
 
@@ -150,8 +163,9 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
             messages.append(
                 _error(
                     "E008",
-                    f"IMAGE_SYNC[{key!r}] is {value!r}; it must be a positive integer.",
-                    f"The default is {conf.DEFAULTS[key]!r}.",
+                    _("IMAGE_SYNC[%(key)s] is %(value)s; it must be a positive integer.")
+                    % {"key": repr(key), "value": repr(value)},
+                    _("The default is %(default)s.") % {"default": repr(conf.DEFAULTS[key])},
                 )
             )
 
@@ -164,9 +178,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         messages.append(
             _error(
                 "E009",
-                f"IMAGE_SYNC['BACKGROUND_COLOR'] is {background!r}; it must be an "
-                "(r, g, b) triple of integers from 0 to 255.",
-                "For example (255, 255, 255) for white.",
+                _(
+                    "IMAGE_SYNC['BACKGROUND_COLOR'] is %(value)s; it must be an "
+                    "(r, g, b) triple of integers from 0 to 255."
+                )
+                % {"value": repr(background)},
+                _("For example (255, 255, 255) for white."),
             )
         )
 
@@ -196,9 +213,12 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
         return [
             _error(
                 "E012",
-                f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {value!r}; it must be a positive "
-                "number of bytes, or None for no limit.",
-                "The default is 256 * 1024 * 1024 (256 MB).",
+                _(
+                    "IMAGE_SYNC['MAX_DECODE_MEMORY'] is %(value)s; it must be a positive "
+                    "number of bytes, or None for no limit."
+                )
+                % {"value": repr(value)},
+                _("The default is %(default)s.") % {"default": "256 * 1024 * 1024 (256 MB)"},
             )
         ]
     box = tuple(conf.get("TARGET_SIZE"))
@@ -210,10 +230,17 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
         return [
             _warning(
                 "W002",
-                f"IMAGE_SYNC['MAX_DECODE_MEMORY'] is {costs.megabytes(value)}; resizing a "
-                f"24-megapixel progressive JPEG photo needs about {costs.megabytes(needed)} "
-                f"on the {backend} backend, so such photos will be refused.",
-                "Raise it, or lower MAX_PIXELS so that users are told the real limit.",
+                _(
+                    "IMAGE_SYNC['MAX_DECODE_MEMORY'] is %(value)s; resizing a 24-megapixel "
+                    "progressive JPEG photo needs about %(needed)s on the %(backend)s "
+                    "backend, so such photos will be refused."
+                )
+                % {
+                    "value": costs.megabytes(value),
+                    "needed": costs.megabytes(needed),
+                    "backend": backend,
+                },
+                _("Raise it, or lower MAX_PIXELS so that users are told the real limit."),
             )
         ]
     return []
@@ -221,15 +248,27 @@ def _check_decode_memory(value: Any) -> list[CheckMessage]:
 
 def _check_backend(backend: Any) -> list[CheckMessage]:
     if not isinstance(backend, str) or not backend:
-        problem = "it must be one of " + ", ".join(repr(b) for b in processing.BACKENDS)
-        return [_backend_error(f"IMAGE_SYNC['BACKEND'] is {backend!r}; {problem}.")]
+        return [
+            _backend_error(
+                _("IMAGE_SYNC['BACKEND'] is %(value)s; it must be one of %(choices)s.")
+                % {
+                    "value": repr(backend),
+                    "choices": ", ".join(repr(b) for b in processing.BACKENDS),
+                }
+            )
+        ]
     name = processing.backend_name(backend)
     if name not in processing.BACKENDS and "." not in name:
         return [
             _backend_error(
-                f"IMAGE_SYNC['BACKEND'] is {backend!r}; it must be one of "
-                f"{', '.join(repr(b) for b in processing.BACKENDS)}, or the dotted path "
-                "of a module with a resize_image(fileobj, spec) function."
+                _(
+                    "IMAGE_SYNC['BACKEND'] is %(value)s; it must be one of %(choices)s, or "
+                    "the dotted path of a module with a resize_image(fileobj, spec) function."
+                )
+                % {
+                    "value": repr(backend),
+                    "choices": ", ".join(repr(b) for b in processing.BACKENDS),
+                }
             )
         ]
     if name == "vips":
@@ -238,9 +277,12 @@ def _check_backend(backend: Any) -> list[CheckMessage]:
             return [
                 _error(
                     "E011",
-                    f"IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: {vips_problem}",
-                    "pip install django-image-sync[vips] (pyvips and pyvips-binary, "
-                    "a self-contained libvips).",
+                    _("IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: %(problem)s")
+                    % {"problem": vips_problem},
+                    _(
+                        "pip install django-image-sync[vips] (pyvips and pyvips-binary, "
+                        "a self-contained libvips)."
+                    ),
                 )
             ]
     elif name not in processing.BACKENDS:
@@ -249,8 +291,8 @@ def _check_backend(backend: Any) -> list[CheckMessage]:
         except Exception as exc:
             return [
                 _backend_error(
-                    f"IMAGE_SYNC['BACKEND'] is {backend!r}, which cannot be used: "
-                    f"{type(exc).__name__}: {exc}"
+                    _("IMAGE_SYNC['BACKEND'] is %(value)s, which cannot be used: %(problem)s")
+                    % {"value": repr(backend), "problem": f"{type(exc).__name__}: {exc}"}
                 )
             ]
     return []
@@ -260,7 +302,7 @@ def _backend_error(message: str) -> Error:
     return _error(
         "E011",
         message,
-        "'pillow' needs nothing more; 'vips' is faster on PNG.",
+        _("'pillow' needs nothing more; 'vips' is faster on PNG."),
     )
 
 
@@ -273,5 +315,7 @@ def _vips_problem() -> str | None:
         return str(exc) or type(exc).__name__
     # The backend strips metadata with the savers' "keep" option (libvips 8.15).
     if not pyvips.at_least_libvips(8, 15):
-        return f"libvips {pyvips.version(0)}.{pyvips.version(1)} is older than 8.15"
+        return _("libvips %(version)s is older than 8.15") % {
+            "version": f"{pyvips.version(0)}.{pyvips.version(1)}"
+        }
     return None

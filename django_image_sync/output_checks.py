@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
+from django.utils.translation import gettext as _
 from PIL import features
 
 from . import conf, processing
@@ -35,9 +36,12 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
         messages.append(
             error(
                 "E013",
-                f"IMAGE_SYNC['RENDITION_WIDTHS'] is {widths!r}; it must be a list of "
-                "positive integers (pixels), or () for none.",
-                "For example (480, 960, 1440).",
+                _(
+                    "IMAGE_SYNC['RENDITION_WIDTHS'] is %(value)s; it must be a list of "
+                    "positive integers (pixels), or () for none."
+                )
+                % {"value": repr(widths)},
+                _("For example %(example)s.") % {"example": "(480, 960, 1440)"},
             )
         )
     formats = conf.get("RENDITION_FORMATS")
@@ -48,9 +52,12 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
         messages.append(
             error(
                 "E014",
-                f"IMAGE_SYNC['RENDITION_FORMATS'] is {formats!r}; it must be a list drawn "
-                f"from {', '.join(conf.RENDITION_FORMATS)}, or () for none.",
-                'For example ("AVIF", "WEBP").',
+                _(
+                    "IMAGE_SYNC['RENDITION_FORMATS'] is %(value)s; it must be a list drawn "
+                    "from %(choices)s, or () for none."
+                )
+                % {"value": repr(formats), "choices": ", ".join(conf.RENDITION_FORMATS)},
+                _("For example %(example)s.") % {"example": '("AVIF", "WEBP")'},
             )
         )
     else:
@@ -60,8 +67,9 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
         messages.append(
             error(
                 "E016",
-                f"IMAGE_SYNC['PLACEHOLDER'] is {placeholder!r}; it must be True or False.",
-                "The default is True.",
+                _("IMAGE_SYNC['PLACEHOLDER'] is %(value)s; it must be True or False.")
+                % {"value": repr(placeholder)},
+                _("The default is %(default)s.") % {"default": "True"},
             )
         )
     elif placeholder and "WEBP" not in names:
@@ -73,10 +81,15 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
         messages.append(
             error(
                 "E015",
-                f"IMAGE_SYNC['FORMAT_OPTIONS'] has options for {main_format}, the "
-                "OUTPUT_FORMAT: they would be ignored.",
-                "The main format's encoder takes QUALITY; FORMAT_OPTIONS is for the "
-                "formats of RENDITION_FORMATS.",
+                _(
+                    "IMAGE_SYNC['FORMAT_OPTIONS'] has options for %(format)s, the "
+                    "OUTPUT_FORMAT: they would be ignored."
+                )
+                % {"format": main_format},
+                _(
+                    "The main format's encoder takes QUALITY; FORMAT_OPTIONS is for the "
+                    "formats of RENDITION_FORMATS."
+                ),
             )
         )
     if backend is None:
@@ -93,10 +106,21 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
             messages.append(
                 error(
                     "E014",
-                    f"IMAGE_SYNC[{needs!r}] needs {format_name} output, which the {name} "
-                    f"backend cannot write here: {problem}",
-                    f"Install a Pillow (or libvips) built with {format_name} support, or "
-                    f"leave {format_name} out of RENDITION_FORMATS (PLACEHOLDER needs WebP).",
+                    _(
+                        "IMAGE_SYNC[%(setting)s] needs %(format)s output, which the "
+                        "%(backend)s backend cannot write here: %(problem)s"
+                    )
+                    % {
+                        "setting": repr(needs),
+                        "format": format_name,
+                        "backend": name,
+                        "problem": problem,
+                    },
+                    _(
+                        "Install a Pillow (or libvips) built with %(format)s support, or leave "
+                        "%(format)s out of RENDITION_FORMATS (PLACEHOLDER needs WebP)."
+                    )
+                    % {"format": format_name},
                 )
             )
     wants_more = bool(widths) or bool(formats) or placeholder is True
@@ -109,10 +133,16 @@ def check_outputs(backend: str | None) -> list[CheckMessage]:
             messages.append(
                 warning(
                     "W003",
-                    f"IMAGE_SYNC['BACKEND'] {backend!r} has no render() function, so it "
-                    "makes the main output only: no renditions and no placeholder.",
-                    "Add render(fileobj, plan, skip) to the module (see docs/settings.md), or "
-                    "set RENDITION_WIDTHS = (), RENDITION_FORMATS = () and PLACEHOLDER = False.",
+                    _(
+                        "IMAGE_SYNC['BACKEND'] %(value)s has no render() function, so it "
+                        "makes the main output only: no renditions and no placeholder."
+                    )
+                    % {"value": repr(backend)},
+                    _(
+                        "Add render(fileobj, plan, skip) to the module (see docs/settings.md), "
+                        "or set RENDITION_WIDTHS = (), RENDITION_FORMATS = () and "
+                        "PLACEHOLDER = False."
+                    ),
                 )
             )
     return messages
@@ -125,21 +155,29 @@ def _is_sequence(value: Any) -> bool:
 def _check_format_options(options: Any) -> list[CheckMessage]:
     problems = []
     if not isinstance(options, dict):
-        problems.append("it must be a dict of dicts")
+        problems.append(_("it must be a dict of dicts"))
     else:
         for format_name, chosen in options.items():
             ranges = conf.FORMAT_OPTION_RANGES.get(str(format_name).upper())
             if ranges is None or not isinstance(chosen, dict):
                 problems.append(
-                    f"{format_name!r} is not one of "
-                    f"{', '.join(conf.FORMAT_OPTION_RANGES)} with a dict"
+                    _("%(format)s is not one of %(choices)s with a dict")
+                    % {
+                        "format": repr(format_name),
+                        "choices": ", ".join(conf.FORMAT_OPTION_RANGES),
+                    }
                 )
                 continue
             for option, value in chosen.items():
                 bounds = ranges.get(option)
                 if bounds is None:
                     problems.append(
-                        f"{format_name} takes {', '.join(ranges) or 'no options'}, not {option!r}"
+                        _("%(format)s takes %(options)s, not %(option)s")
+                        % {
+                            "format": format_name,
+                            "options": ", ".join(ranges) or _("no options"),
+                            "option": repr(option),
+                        }
                     )
                 elif (
                     not isinstance(value, int)
@@ -147,15 +185,23 @@ def _check_format_options(options: Any) -> list[CheckMessage]:
                     or not bounds[0] <= value <= bounds[1]
                 ):
                     problems.append(
-                        f"{format_name} {option} must be an integer from {bounds[0]} to {bounds[1]}"
+                        _("%(format)s %(option)s must be an integer from %(low)s to %(high)s")
+                        % {
+                            "format": format_name,
+                            "option": option,
+                            "low": bounds[0],
+                            "high": bounds[1],
+                        }
                     )
     if not problems:
         return []
     return [
         error(
             "E015",
-            f"IMAGE_SYNC['FORMAT_OPTIONS'] is {options!r}: {'; '.join(problems)}.",
-            'For example {"AVIF": {"quality": 70}, "WEBP": {"method": 4}}.',
+            _("IMAGE_SYNC['FORMAT_OPTIONS'] is %(value)s: %(problems)s.")
+            % {"value": repr(options), "problems": "; ".join(problems)},
+            _("For example %(example)s.")
+            % {"example": '{"AVIF": {"quality": 70}, "WEBP": {"method": 4}}'},
         )
     ]
 
@@ -166,7 +212,7 @@ def _cannot_write(backend: str, format_name: str) -> str | None:
     # AVIF goes through Pillow's encoder on both backends (see backends/vips.py).
     on_pillow = backend == "pillow" or format_name == "AVIF"
     if on_pillow and feature and not features.check(feature):
-        return f"this Pillow has no {format_name} encoder"
+        return _("this Pillow has no %(format)s encoder") % {"format": format_name}
     if backend == "vips" and feature and not on_pillow:
         # Only what libvips says it can save: running an operation here would
         # start libvips' threads in the process a Celery worker forks its pool
@@ -179,5 +225,5 @@ def _cannot_write(backend: str, format_name: str) -> str | None:
         except Exception as exc:
             return str(exc) or type(exc).__name__
         if f".{feature}" not in suffixes:
-            return f"this libvips has no {format_name} saver"
+            return _("this libvips has no %(format)s saver") % {"format": format_name}
     return None

@@ -73,7 +73,7 @@ def test_changed_widths_plan_then_apply_with_a_real_worker(settings, tmp_path: P
     plan = backfill("--sample", "1")
     assert "2 of 2 done images are out of date." in plan
     for fmt in ("JPEG", "AVIF", "WEBP"):  # only 320 is new; the rest keep their names
-        assert f"{fmt} 320 px wide: 2 image(s)" in plan
+        assert f"{fmt} 320 px wide: 2 images" in plan
     assert " 960 px wide" not in plan
     assert "Files no row would refer to any more, deleted once replaced: 6." in plan
     assert "Estimated worker time:" in plan
@@ -93,7 +93,7 @@ def test_changed_widths_plan_then_apply_with_a_real_worker(settings, tmp_path: P
         applied = backfill("--apply", "--queue", queue, "--batch-timeout", "120")
     finally:
         worker_process.stop()
-    assert "2 image(s) brought up to date." in applied, applied + worker_process.output()
+    assert "2 images brought up to date." in applied, applied + worker_process.output()
 
     plan_now = conf.output_plan()
     after_files = snapshot()

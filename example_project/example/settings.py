@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -215,6 +216,9 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Misc ---------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
+# The languages the app ships translations for; LocaleMiddleware picks one from
+# the browser's Accept-Language, falling back to LANGUAGE_CODE.
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
