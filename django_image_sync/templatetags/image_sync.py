@@ -13,6 +13,7 @@ from django import template
 from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import get_text_list
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
@@ -249,14 +250,18 @@ def upload_strings() -> dict[str, str]:
             "Upload or remove the others first."
         ),
         "same": _("%(name)s was not added: it is the same picture as %(other)s."),
-        "empty": _("%(name)s: the file is empty."),
-        "too_big": _("%(name)s: the file is %(size)s; the limit is %(limit)s."),
-        "format": _("%(name)s: it is not an image in an allowed format (%(allowed)s)."),
-        "looks_like": _("%(name)s: it looks like %(found)s; allowed formats are %(allowed)s."),
+        # The server's own words (uploads.problem_message), so that a refusal
+        # reads the same whichever side makes it.
+        "problem": _("%(file)s: %(problem)s"),
+        "empty": _("the file is empty"),
+        "too_big": _("the file is %(size)s; the limit is %(limit)s"),
+        "format": _("its content is not an image; allowed formats are %(allowed)s"),
+        "looks_like": _("it looks like %(found)s; allowed formats are %(allowed)s"),
         "pixels": _(
-            "%(name)s: the image has %(pixels)s megapixels (%(width)s×%(height)s); "  # noqa: RUF001
-            "the limit is %(limit)s megapixels."
+            "the image has %(pixels)s megapixels (%(width)s×%(height)s); "  # noqa: RUF001
+            "the limit is %(limit)s megapixels"
         ),
+        "allowed": get_text_list(list(conf.get("ALLOWED_FORMATS")), _("and")),
         "summary": _("%(stored)s of %(total)s uploaded."),
         "summary_refused": _("Not uploaded: %(names)s."),
         "bytes": _("%(size)s bytes"),

@@ -102,18 +102,20 @@
   // ---- live status --------------------------------------------------------
 
   // Ask `url` until the image is done or failed, waiting longer each time.
-  function follow(url, onChange, attempt, last) {
+  // `last` is the status already shown: the first question waits too.
+  function follow(url, onChange, last, attempt) {
     attempt = attempt || 0;
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .catch(function () { return undefined; })  // offline for a moment: ask again later
-      .then(function (data) {
-        if (data === null) { return; }  // gone, or no longer visible
-        if (data && data.status !== last) { onChange(data); last = data.status; }
-        if (data && (data.status === "done" || data.status === "failed")) { return; }
-        var delay = DELAYS[Math.min(attempt, DELAYS.length - 1)];
-        window.setTimeout(function () { follow(url, onChange, attempt + 1, last); }, delay);
-      });
+    window.setTimeout(function () {
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .catch(function () { return undefined; })  // offline for a moment: ask again later
+        .then(function (data) {
+          if (data === null) { return; }  // gone, or no longer visible
+          if (data && data.status !== last) { onChange(data); last = data.status; }
+          if (data && (data.status === "done" || data.status === "failed")) { return; }
+          follow(url, onChange, last, attempt + 1);
+        });
+    }, DELAYS[Math.min(attempt, DELAYS.length - 1)]);
   }
 
   function statusLabel(status) {
@@ -168,7 +170,7 @@
     document.querySelectorAll("figure[data-image-sync-poll]").forEach(function (figure) {
       follow(figure.getAttribute("data-image-sync-poll"), function (data) {
         updateFigure(figure, data);
-      }, 0, figure.className.indexOf("image-sync-processing") >= 0 ? "processing" : "pending");
+      }, figure.className.indexOf("image-sync-processing") >= 0 ? "processing" : "pending");
     });
   }
 
@@ -194,13 +196,15 @@
           .format(value);
       } catch (e) { return value.toFixed(1); }
     }
-    if (bytes < 1024) { return fill(words.bytes, { size: bytes }); }
-    if (bytes < 1024 * 1024) { return words.KB.replace("%s", number(bytes / 1024)); }
-    return words.MB.replace("%s", number(bytes / 1024 / 1024));
-  }
-
-  function integer(value) {
-    try { return new Intl.NumberFormat(LANG).format(value); } catch (e) { return String(value); }
+    var text;
+    if (bytes < 1024) {
+      text = fill(words.bytes, { size: bytes });
+    } else if (bytes < 1024 * 1024) {
+      text = words.KB.replace("%s", number(bytes / 1024));
+    } else {
+      text = words.MB.replace("%s", number(bytes / 1024 / 1024));
+    }
+    return text.replace(/ /g, "\u00a0");  // as filesizeformat: never split from its unit
   }
 
   function megapixels(value) {
@@ -516,28 +520,27 @@
   // or null when it was not read (the checks that need no content). These are
   // the server's rules with its settings; the server checks everything again.
   function browserRefusal(file, bytes, config, words) {
-    var name = file.name;
     var allowed = config.formats.map(function (f) { return f.name; });
-    if (!file.size) { return fill(words.empty, { name: name }); }
+    function problem(text) { return fill(words.problem, { file: file.name, problem: text }); }
+    if (!file.size) { return problem(words.empty); }
     if (file.size > config.maxBytes) {
-      return fill(words.too_big, {
-        name: name, size: fileSize(file.size, words), limit: fileSize(config.maxBytes, words)
-      });
+      return problem(fill(words.too_big, {
+        size: fileSize(file.size, words), limit: fileSize(config.maxBytes, words)
+      }));
     }
     if (!bytes) { return null; }
     var found = sniff(bytes.subarray(0, 16));
     if (!found || allowed.indexOf(found) < 0) {
-      return found
-        ? fill(words.looks_like, { name: name, found: found, allowed: allowed.join(", ") })
-        : fill(words.format, { name: name, allowed: allowed.join(", ") });
+      return problem(found
+        ? fill(words.looks_like, { found: found, allowed: words.allowed })
+        : fill(words.format, { allowed: words.allowed }));
     }
     var size = dimensions(found, bytes);
     if (size && size.width * size.height > config.maxPixels) {
-      return fill(words.pixels, {
-        name: name, pixels: megapixels(size.width * size.height),
-        width: integer(size.width), height: integer(size.height),
-        limit: megapixels(config.maxPixels)
-      });
+      return problem(fill(words.pixels, {
+        pixels: megapixels(size.width * size.height),
+        width: size.width, height: size.height, limit: megapixels(config.maxPixels)
+      }));
     }
     return null;
   }
@@ -673,7 +676,7 @@
     if (data.status === "done" || data.status === "failed") { return; }
     follow(config.apiDetail.replace(config.marker, data.id), function (next) {
       self.show(next);
-    }, 0, data.status);
+    }, data.status);
   };
 
   Item.prototype.show = function (data) {
