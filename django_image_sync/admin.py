@@ -43,7 +43,7 @@ class UploadedImageAdmin(admin.ModelAdmin):
         "sha256",
         "scope",
         "status",
-        "error",
+        "failure",
         "attempts",
         "width",
         "height",
@@ -67,6 +67,10 @@ class UploadedImageAdmin(admin.ModelAdmin):
         return format_html(
             '<img src="{}" alt="" loading="lazy" style="max-width:120px;max-height:80px">', url
         )
+
+    @admin.display(description=_("error"))
+    def failure(self, obj: UploadedImage) -> str:
+        return obj.error_text or "—"
 
     @admin.display(description=_("renditions"))
     def renditions_summary(self, obj: UploadedImage) -> str:

@@ -59,7 +59,7 @@ def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
             for output in image.outputs
         ],
         "placeholder": (image.placeholder or None) if image.is_done else None,
-        "error": image.error,
+        "error": image.error_text,
         "created": image.created.isoformat(),
     }
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from . import conf
 from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan, fit_within
 from .storage import file_url, get_storage
+from .wording import failure_message
 
 
 class Status:
@@ -144,6 +145,10 @@ class UploadedImage(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     error = models.TextField(_("error"), blank=True)
+    # What ``error`` says, as a code and its figures, so it can be shown in the
+    # reader's language (``error_text``); ``error`` stays English, for logs.
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    error_params = models.JSONField(_("error figures"), default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(_("processing attempts"), default=0)
     width = models.PositiveIntegerField(_("width"))
     height = models.PositiveIntegerField(_("height"))
@@ -197,6 +202,13 @@ class UploadedImage(models.Model):
 
     def __str__(self) -> str:
         return self.original_name or f"image {self.pk}"
+
+    @property
+    def error_text(self) -> str:
+        """Why the image failed, in the active language (``error`` is English)."""
+        if not self.error or not self.error_code:
+            return self.error
+        return failure_message(self.error_code, self.error_params or {}, self.error)
 
     @property
     def is_done(self) -> bool:

@@ -166,7 +166,9 @@ def reprocess(images: Iterable[UploadedImage]) -> int:
     """Start images over (admin action); each is dispatched after commit."""
     count = 0
     for image in images:
-        if UploadedImage.objects.transition(image.pk, Status.PENDING, error="", attempts=0):
+        if UploadedImage.objects.transition(
+            image.pk, Status.PENDING, error="", error_code="", error_params={}, attempts=0
+        ):
             transaction.on_commit(partial(enqueue_resize, image.pk, force=True), robust=True)
             count += 1
     return count

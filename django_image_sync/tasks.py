@@ -48,10 +48,18 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
             image_id,
             f"resizing took longer than {soft:g} s, the limit for one image ({setting}); "
             "the file costs more to decode than any photo should",
+            code="time_limit",
+            params={"seconds": soft, "setting": setting},
         )
     except TransientError as exc:
         if self.request.retries >= self.max_retries:
-            return worker.fail_image(image_id, f"gave up after {self.max_retries + 1} tries: {exc}")
+            tries = self.max_retries + 1
+            return worker.fail_image(
+                image_id,
+                f"gave up after {tries} tries: {exc}",
+                code="retries",
+                params={"count": tries, "detail": str(exc)},
+            )
         delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**self.request.retries)
         countdown = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter
         logger.info("django-image-sync: image %s retry in %.0f s: %s", image_id, countdown, exc)

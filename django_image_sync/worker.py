@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -55,7 +56,12 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         return "skipped"
     max_attempts = conf.get("MAX_ATTEMPTS")
     if image.attempts > max_attempts:
-        return fail_image(image_id, f"gave up after {max_attempts} attempts")
+        return fail_image(
+            image_id,
+            f"gave up after {max_attempts} attempts",
+            code="attempts",
+            params={"count": max_attempts},
+        )
 
     plan = conf.output_plan()
     key = results.result_cache_key(image.sha256, plan.main)
@@ -67,8 +73,8 @@ def process_image(image_id: int, *, force: bool = False) -> str:
                 outcome = _finish(image, known)
     if outcome is None:
         made = _render(image, plan, force=force)
-        if isinstance(made, str):
-            return fail_image(image_id, made)
+        if isinstance(made, Failure):
+            return fail_image(image_id, made.message, code=made.code, params=made.params)
         with results.content_lock(image.sha256):
             result = _store(image, plan, *made, force=force)
             results.remember(key, result)
@@ -81,7 +87,9 @@ def process_image(image_id: int, *, force: bool = False) -> str:
 
 def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
     """Move the row to ``done`` with ``result``; delete what it no longer refers to."""
-    moved = UploadedImage.objects.transition(image.pk, Status.DONE, error="", **_fields(result))
+    moved = UploadedImage.objects.transition(
+        image.pk, Status.DONE, error="", error_code="", error_params={}, **_fields(result)
+    )
     if not _tidy_after(image, result, moved=moved):
         return "skipped"
     logger.info(
@@ -125,10 +133,10 @@ def _refresh(image_id: int) -> str:
         if known is not None:
             return _switch(image, known)
     made = _render(image, plan, force=False)
-    if isinstance(made, str):
+    if isinstance(made, Failure):
         # The settings now ask for more than this image may cost (a lowered
         # budget): it keeps its current outputs.
-        logger.warning("django-image-sync: image %s not refreshed: %s", image_id, made)
+        logger.warning("django-image-sync: image %s not refreshed: %s", image_id, made.message)
         return "skipped"
     with results.content_lock(image.sha256):
         try:
@@ -180,7 +188,7 @@ def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> di
 
 def _render(
     image: UploadedImage, plan: processing.RenditionPlan, *, force: bool
-) -> tuple[processing.Rendered, dict[str, dict[str, Any]]] | str:
+) -> tuple[processing.Rendered, dict[str, dict[str, Any]]] | Failure:
     """Read the original once and make every output of ``plan`` from one decode.
 
     Returns the outputs and those the row already has (by name, not encoded
@@ -195,7 +203,11 @@ def _render(
         raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
     too_costly = _over_budget(data, plan.main)
     if too_costly is not None:
-        return f"{image.original_name}: {too_costly}"
+        return Failure(
+            f"{image.original_name}: {too_costly.message}",
+            too_costly.code,
+            {"file": image.original_name, **too_costly.params},
+        )
     try:
         render = processing.renderer_for(plan.main.backend)
     except (ImportError, OSError) as exc:
@@ -223,7 +235,9 @@ def _render(
     except Exception as exc:
         # The bytes passed validation but cannot be processed: retrying
         # the same bytes cannot help.
-        return f"the image cannot be processed: {exc}"
+        return Failure(
+            f"the image cannot be processed: {exc}", "unprocessable", {"detail": str(exc)}
+        )
 
 
 def _store(
@@ -293,7 +307,7 @@ def _names(result: dict[str, Any]) -> list[str]:
     return [result["name"]] + [entry["name"] for entry in result["renditions"]]
 
 
-def _over_budget(data: bytes, spec: processing.ResizeSpec) -> str | None:
+def _over_budget(data: bytes, spec: processing.ResizeSpec) -> processing.ImageProblem | None:
     """Why resizing ``data`` would cost more than the worker allows now, if it would.
 
     The upload was checked against the same budgets; this second look covers
@@ -309,17 +323,35 @@ def _over_budget(data: bytes, spec: processing.ResizeSpec) -> str | None:
         )
     except processing.ImageProblem as problem:
         if problem.code in ("max_decode_memory", "max_jpeg_scans", "max_pixels"):
-            return problem.message
+            return problem
     return None
 
 
-def fail_image(image_id: int, error: str) -> str:
+@dataclass(frozen=True)
+class Failure:
+    """Why an image cannot be processed: English for logs, a code and figures
+    for people (``UploadedImage.error_text`` words them in their language)."""
+
+    message: str
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def fail_image(
+    image_id: int, error: str, *, code: str = "", params: dict[str, Any] | None = None
+) -> str:
     """Mark an image failed with a readable error and tell the site.
+
+    ``error`` is English, for logs and the ``image_failed`` signal; ``code``
+    and ``params`` let pages say the same in the reader's language.
 
     Outputs that earlier attempts wrote and no row refers to are deleted: an
     image that failed for good leaves no file but its original behind.
     """
-    if UploadedImage.objects.transition(image_id, Status.FAILED, error=error[:2000]):
+    failed = UploadedImage.objects.transition(
+        image_id, Status.FAILED, error=error[:2000], error_code=code, error_params=params or {}
+    )
+    if failed:
         logger.warning("django-image-sync: image %s failed: %s", image_id, error)
         image = UploadedImage.objects.get(pk=image_id)
         plan = conf.output_plan()

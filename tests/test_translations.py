@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
 
-from django_image_sync import processing, uploads
+from django_image_sync import processing, wording
 from django_image_sync.checks import check_settings
 from django_image_sync.management.commands.image_sync_sweep import Command as SweepCommand
 from django_image_sync.models import Status, UploadedImage
@@ -334,25 +334,25 @@ PROBLEMS = [
 @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: f"{p.code}-{sorted(p.params)}")
 def test_every_upload_message_is_translated(problem):
     with translation.override("en"):
-        english = uploads.problem_message(problem)
+        english = wording.problem_message(problem)
     assert english != problem.message  # made from code and params, not the English message
     for language in LANGUAGES:
         with translation.override(language):
-            translated = uploads.problem_message(problem)
+            translated = wording.problem_message(problem)
         assert translated != english, (language, english)
 
 
 def test_sizes_and_pixels_use_the_languages_number_format():
     big, pixels = PROBLEMS[1], PROBLEMS[6]
     with translation.override("de"):
-        assert "5,6\xa0MB" in uploads.problem_message(big)
-        assert uploads.problem_message(pixels) == (
+        assert "5,6\xa0MB" in wording.problem_message(big)
+        assert wording.problem_message(pixels) == (
             "Das Bild hat 0,030 Megapixel (100×100 in 3 Einzelbildern); "  # noqa: RUF001
             "die Grenze liegt bei 0,025 Megapixeln"
         )
     with translation.override("fr"):
-        assert "5,6\xa0Mo" in uploads.problem_message(big)
-        assert "10\xa0000 mégapixels" in uploads.problem_message(PROBLEMS[7])
+        assert "5,6\xa0Mo" in wording.problem_message(big)
+        assert "10\xa0000 mégapixels" in wording.problem_message(PROBLEMS[7])
 
 
 def test_the_processing_layer_stays_english_and_free_of_django():
@@ -407,3 +407,57 @@ def test_management_command_help_and_output_are_translated():
     assert "Remet en file d’attente les images restées en attente" in help_text  # noqa: RUF001
     assert "(par défaut 500)" in help_text
     assert out.getvalue().strip() == "0 image remise en file d’attente."  # noqa: RUF001
+
+
+@pytest.mark.django_db
+def test_a_worker_failure_is_shown_in_the_readers_language(alice, alice_client, settings):
+    """The worker records a failure as English (``error``, for logs) plus a code
+    and figures; the API, the detail page and the admin word it for the reader."""
+    from django_image_sync import services
+
+    [outcome] = services.upload_images([upload(jpeg_bytes((640, 480), seed=91))], owner=alice)
+    # The budget was lowered after the upload: the worker refuses to decode it.
+    settings.IMAGE_SYNC = {**settings.IMAGE_SYNC, "MAX_DECODE_MEMORY": 64 * 1024}
+    assert services.process_image(outcome.image.pk) == Status.FAILED
+    image = UploadedImage.objects.get(pk=outcome.image.pk)
+    assert image.error_code == "max_decode_memory"
+    assert image.error.startswith("photo.jpg: the image needs about")  # English, for logs
+
+    url = f"/api/images/{image.pk}/"
+    english = alice_client.get(url, HTTP_ACCEPT_LANGUAGE="en").json()["error"]
+    german = alice_client.get(url, HTTP_ACCEPT_LANGUAGE="de").json()["error"]
+    french = alice_client.get(url, HTTP_ACCEPT_LANGUAGE="fr").json()["error"]
+    assert english.startswith("photo.jpg: the image needs about")
+    assert "64.0\xa0KB" in english
+    assert german.startswith("photo.jpg: ")
+    assert "64,0\xa0KB" in german
+    assert "64,0\xa0Ko" in french
+    assert len({english, german, french}) == 3
+    page = alice_client.get(f"/images/{image.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert german in page.replace("&#x27;", "'")
+
+    # Starting over clears the code with the text.
+    services.reprocess(UploadedImage.objects.filter(pk=image.pk))
+    image.refresh_from_db()
+    assert (image.error, image.error_code, image.error_params) == ("", "", {})
+
+
+@pytest.mark.parametrize(
+    ("code", "params", "english"),
+    [
+        ("attempts", {"count": 5}, "gave up after 5 attempts"),
+        ("retries", {"count": 4, "detail": "boom"}, "gave up after 4 tries: boom"),
+        ("unprocessable", {"detail": "bad Huffman"}, "the image cannot be processed: bad Huffman"),
+        ("unknown-code", {}, "the stored text"),
+    ],
+)
+def test_every_worker_failure_code_is_worded_and_translated(code, params, english):
+    with translation.override("en"):
+        assert wording.failure_message(code, params, "the stored text") == english
+    for language in ("de", "fr"):
+        with translation.override(language):
+            translated = wording.failure_message(code, params, "the stored text")
+        if code == "unknown-code":
+            assert translated == english  # kept as stored
+        else:
+            assert translated != english

@@ -37,7 +37,7 @@ class ImageProblem(Exception):
     ``message`` is an English sentence for logs and callers outside Django;
     ``params`` holds the figures it is made from (sizes in bytes, pixel
     counts, format names, all JSON types), so the Django layer can say the
-    same in the active language (``uploads.problem_message``). Which params
+    same in the active language (``wording.problem_message``). Which params
     each code has:
 
     - ``empty``: none;

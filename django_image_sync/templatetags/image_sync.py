@@ -250,7 +250,7 @@ def upload_strings() -> dict[str, str]:
             "Upload or remove the others first."
         ),
         "same": _("%(name)s was not added: it is the same picture as %(other)s."),
-        # The server's own words (uploads.problem_message), so that a refusal
+        # The server's own words (wording.problem_message), so that a refusal
         # reads the same whichever side makes it.
         "problem": _("%(file)s: %(problem)s"),
         "empty": _("the file is empty"),
