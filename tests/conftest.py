@@ -99,6 +99,18 @@ def storage_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Each test starts in the default language. Django's LocaleMiddleware
+    activates a request's language in the thread and leaves it there, which
+    is harmless in a server (every request sets its own) but would carry a
+    test client's German request into the next test's direct calls."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     """Every test gets the same MEDIA_ROOT as the worker, emptied between tests."""
     media = Path(settings.MEDIA_ROOT)
