@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -35,7 +33,7 @@ from .mixins import (  # noqa: F401  (public here too: sites import them from vi
     errors_response,
     image_json,
 )
-from .models import Status, UploadedImage, scope_for
+from .models import Status, scope_for
 
 # States a page shows as "being resized" (its status changes without the user).
 WAITING = frozenset({Status.PENDING, Status.PROCESSING})
@@ -162,11 +160,19 @@ class ImageDeleteView(ImageSyncMixin, DeleteView):
         # Seeing the image is the first condition; deleting it is checked below.
         return self.has_view_permission(self.request)
 
-    def get_object(self, queryset: QuerySet[UploadedImage] | None = None) -> UploadedImage:
-        image: UploadedImage = super().get_object(queryset)
-        if not self.has_delete_permission(self.request, image):
-            raise PermissionDenied
-        return image
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.refuse_or(super().get, request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self.refuse_or(super().post, request, *args, **kwargs)
+
+    def refuse_or(self, handler: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """The image's owner goes on; anyone else gets the usual refusal
+        (a visitor: the login page)."""
+        image = self.get_object()
+        if not self.has_delete_permission(request, image):
+            return self.handle_no_permission()
+        return handler(request, *args, **kwargs)
 
     def get_success_url(self) -> str:
         return reverse("image_sync:gallery")
@@ -201,6 +207,8 @@ class ApiDetailView(ImageSyncMixin, SingleObjectMixin, View):
             image = self.get_object()
         except Http404:
             return self.not_found(_("No such image."))
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()  # 401, as every API refusal of a visitor
         if not self.has_delete_permission(request, image):
             message = _("Only the owner may delete this image.")
             return errors_response([uploads.FileError(None, "auth", message)], status=403)
@@ -234,7 +242,7 @@ class ApiLookupView(ImageSyncMixin, View):
             return errors_response([uploads.FileError(None, "bad_request", message)])
         owner = request.user if request.user.is_authenticated else None
         image = (
-            uploads.visible_images(request.user)
+            self.get_queryset()  # the site's visibility hook, as for every other view
             .filter(scope=scope_for(owner), sha256=digest)
             .order_by("pk")
             .first()

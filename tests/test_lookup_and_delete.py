@@ -181,3 +181,17 @@ def test_api_delete_by_the_owner_removes_row_and_files(
     assert (response.status_code, response.content) == (204, b"")
     assert not UploadedImage.objects.exists()
     assert media_files(settings) == []
+
+
+def test_visitors_are_sent_to_log_in_and_the_api_answers_them_401(client, settings):
+    settings.IMAGE_SYNC = {"REQUIRE_AUTH": False}
+    [outcome] = services.upload_images([upload(jpeg_bytes((96, 64), seed=310))], owner=None)
+    pk = outcome.image.pk
+    page = client.get(f"/images/{pk}/delete/")
+    assert page.status_code == 302
+    assert page["Location"].startswith(f"{settings.LOGIN_URL}?next=")
+    assert client.post(f"/images/{pk}/delete/").status_code == 302
+    response = client.delete(f"/api/images/{pk}/")
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response
+    assert UploadedImage.objects.filter(pk=pk).exists()
