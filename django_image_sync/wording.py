@@ -149,7 +149,8 @@ def megapixels(pixels: int, decimals: int | None = None) -> str:
     value = pixels / 1e6
     if decimals is None:
         decimals = _natural_decimals(value)
-    return number_format(value, decimal_pos=decimals, force_grouping=True)
+    # number_format cuts off what is past decimal_pos: round first.
+    return number_format(round(value, decimals), decimal_pos=decimals, force_grouping=True)
 
 
 def _natural_decimals(value: float) -> int:

@@ -461,3 +461,12 @@ def test_every_worker_failure_code_is_worded_and_translated(code, params, englis
             assert translated == english  # kept as stored
         else:
             assert translated != english
+
+
+def test_megapixels_are_rounded_not_cut_off():
+    assert wording.megapixels(54_990_000) == "55"
+    assert wording.megapixels(999_999) == "1.00"  # two significant digits below 1 MP
+    just_over = processing.ImageProblem(
+        "max_pixels", "", pixels=50_090_000, limit=50_000_000, width=10_018, height=5_000
+    )
+    assert wording.problem_message(just_over).startswith("the image has 50.1 megapixels")
