@@ -295,3 +295,12 @@ def test_picture_escapes_what_sites_and_users_give_it():
 
     html = render("{% picture image alt=alt %}", image=image, alt=mark_safe("Tom &amp; Jerry"))
     assert attrs(elements(html, "img")[0])["alt"] == "Tom & Jerry"
+
+
+def test_upload_config_names_formats_as_the_server_compares_them(settings):
+    from django_image_sync.templatetags.image_sync import upload_config
+
+    settings.IMAGE_SYNC = {"ALLOWED_FORMATS": ("jpeg", "png")}  # the check accepts any case
+    config = upload_config()
+    assert [f["name"] for f in config["formats"]] == ["JPEG", "PNG"]
+    assert config["strings"]["allowed"] == "JPEG and PNG"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import get_text_list
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
 from .. import conf, processing
@@ -203,7 +203,7 @@ def upload_config() -> dict[str, Any]:
     """What the upload script needs: the server's limits, the URLs, and the
     strings in the active language (the server stays the authority)."""
     formats = [
-        {"name": name, "mime": processing.FORMAT_MIME_TYPES.get(name.upper(), "")}
+        {"name": name.upper(), "mime": processing.FORMAT_MIME_TYPES.get(name.upper(), "")}
         for name in conf.get("ALLOWED_FORMATS")
     ]
     return {
@@ -246,8 +246,8 @@ def upload_strings() -> dict[str, str]:
         "server": _("Not uploaded: the server answered %(status)s."),
         "nothing": _("Choose at least one image first."),
         "too_many": _(
-            "%(name)s was not added: at most %(count)s files are sent at once. "
-            "Upload or remove the others first."
+            "%(name)s waits: at most %(count)s files are sent at once. It is ready "
+            "as soon as one of them is uploaded or removed."
         ),
         "same": _("%(name)s was not added: it is the same picture as %(other)s."),
         # The server's own words (wording.problem_message), so that a refusal
@@ -255,18 +255,22 @@ def upload_strings() -> dict[str, str]:
         "problem": _("%(file)s: %(problem)s"),
         "empty": _("the file is empty"),
         "too_big": _("the file is %(size)s; the limit is %(limit)s"),
+        "just_over": _("the file is slightly larger than the limit of %(limit)s"),
         "format": _("its content is not an image; allowed formats are %(allowed)s"),
         "looks_like": _("it looks like %(found)s; allowed formats are %(allowed)s"),
         "pixels": _(
             "the image has %(pixels)s megapixels (%(width)s×%(height)s); "  # noqa: RUF001
             "the limit is %(limit)s megapixels"
         ),
-        "allowed": get_text_list(list(conf.get("ALLOWED_FORMATS")), _("and")),
+        "allowed": get_text_list([f.upper() for f in conf.get("ALLOWED_FORMATS")], _("and")),
         "summary": _("%(stored)s of %(total)s uploaded."),
         "summary_refused": _("Not uploaded: %(names)s."),
-        "bytes": _("%(size)s bytes"),
+        # Django's own words for filesizeformat's units.
+        "byte": ngettext("%(size)d byte", "%(size)d bytes", 1),
+        "bytes": ngettext("%(size)d byte", "%(size)d bytes", 2),
         "KB": gettext("%s KB"),
         "MB": gettext("%s MB"),
+        "GB": gettext("%s GB"),
     }
 
 

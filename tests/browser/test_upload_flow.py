@@ -25,7 +25,7 @@ from tests.browser.helpers import (
     tab_to,
 )
 from tests.conftest import CORPUS
-from tests.images import jpeg_bytes, upload
+from tests.images import jpeg_bytes, png_bytes, upload
 
 UPLOAD = "/upload-image/"
 API_LIST = re.compile(r"/api/images/$")
@@ -114,6 +114,28 @@ def two_photos() -> list[tuple[dict[str, Any], tuple[int, int]]]:
 def photo_or(path: Any, seed: int) -> bytes:
     """The corpus photo at ``path`` where the corpus is, else a generated one."""
     return path.read_bytes() if path.is_file() else jpeg_bytes((480, 320), seed=seed, quality=95)
+
+
+def paste(page: Any, files: list[dict[str, Any]]) -> None:
+    """Paste ``files`` into the page, as Ctrl+V of a copied screenshot does."""
+    encoded = [
+        {"name": f["name"], "type": f["mimeType"], "data": base64.b64encode(f["buffer"]).decode()}
+        for f in files
+    ]
+    page.evaluate(
+        """(files) => {
+          const transfer = new DataTransfer();
+          for (const f of files) {
+            const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], f.name, { type: f.type }));
+          }
+          const event = new ClipboardEvent("paste", {
+            clipboardData: transfer, bubbles: true, cancelable: true,
+          });
+          document.body.dispatchEvent(event);
+        }""",
+        encoded,
+    )
 
 
 def mark_window(page: Any) -> None:
@@ -291,23 +313,27 @@ def test_a_too_large_and_a_text_file_are_refused_before_sending(
     expect(page.locator(ITEMS)).to_have_count(1)
 
 
-def test_more_files_than_allowed_at_once_are_not_added(
+def test_more_files_than_allowed_at_once_wait_their_turn(
     make_page: Callable[..., Any], alice: Any
 ) -> None:
     page = make_page(user=alice)
     page.goto(UPLOAD)
     page.set_input_files(
         "input[name=images]",
-        [payload(jpeg_bytes((64, 48), seed=410 + i), f"p{i}.jpg") for i in range(3)],
+        [payload(b"notes", "first.txt", "text/plain")]
+        + [payload(jpeg_bytes((64, 48), seed=410 + i), f"p{i}.jpg") for i in range(3)],
     )
     page.wait_for_function(
         "() => [...document.querySelectorAll('.image-sync-item')]"
         ".every(i => i.dataset.state !== 'checking')"
     )
-    assert states(page) == ["ready", "ready", "refused"]
-    expect(page.locator(".image-sync-item").nth(2)).to_contain_text(
-        "p2.jpg was not added: at most 2 files are sent at once."
+    # A refused file takes no place: the first two images are ready, the third waits.
+    assert states(page) == ["refused", "ready", "ready", "over_limit"]
+    expect(page.locator(ITEMS).nth(3)).to_contain_text(
+        "p2.jpg waits: at most 2 files are sent at once."
     )
+    page.get_by_role("button", name="Remove p0.jpg").click()
+    wait_for_states(page, ["refused", "ready", "ready"])
 
 
 def bypass_browser_checks(page: Any) -> None:
@@ -464,10 +490,13 @@ def test_keyboard_alone_chooses_removes_and_uploads(
     assert focus_indicator(remove)
     page.keyboard.press("Enter")
     expect(page.locator(ITEMS)).to_have_count(1)
-    # Focus goes on to the Upload button, not lost with the removed file.
+    # Focus goes to the other file's button, not lost with the removed one.
+    expect(page.get_by_role("button", name="Remove keep.jpg")).to_be_focused()
     submit = page.locator(".image-sync-submit")
-    assert submit.evaluate("(el) => el === document.activeElement")
+    tab_to(page, submit)
     page.keyboard.press("Enter")
+    # The pressed button keeps the focus while it cannot be pressed again.
+    expect(submit).to_be_focused()
     wait_for_states(page, ["done"])
     assert list(UploadedImage.objects.values_list("original_name", flat=True)) == ["keep.jpg"]
 
@@ -544,3 +573,99 @@ def test_in_german_the_page_and_its_refusals_are_german(
     assert not_an_image.startswith("notizen.jpg: ")
     assert "JPEG und PNG" in not_an_image
     assert "allowed" not in not_an_image
+
+
+def test_a_pasted_image_is_added_but_not_text_pasted_into_a_field(
+    make_page: Callable[..., Any], alice: Any
+) -> None:
+    page = make_page(user=alice)
+    page.goto(UPLOAD)
+    paste(page, [payload(png_bytes((120, 80), seed=415), "image.png", "image/png")])
+    wait_for_states(page, ["ready"])
+    expect(page.locator(".image-sync-item-name")).to_have_text("image.png")
+    # Pasting into a text field elsewhere on the page is left to the field.
+    page.evaluate(
+        """() => { const input = document.createElement("input");
+                   input.id = "search"; document.body.appendChild(input); }"""
+    )
+    page.focus("#search")
+    page.evaluate(
+        """() => { const transfer = new DataTransfer();
+                   transfer.items.add(new File(["x"], "other.png", { type: "image/png" }));
+                   document.getElementById("search").dispatchEvent(new ClipboardEvent("paste",
+                     { clipboardData: transfer, bubbles: true, cancelable: true })); }"""
+    )
+    expect(page.locator(ITEMS)).to_have_count(1)
+
+
+def test_cancel_during_the_lookup_then_retry_sends_the_file_once(
+    make_page: Callable[..., Any], alice: Any, celery_worker: Any
+) -> None:
+    page = make_page(user=alice)
+    requests = Requests(page)
+    held: list[Any] = []
+
+    def hold_first(route: Any) -> None:
+        if not held:
+            held.append(route)  # answered later, after the retry
+        else:
+            route.continue_()
+
+    page.route(LOOKUP, hold_first)
+    page.goto(UPLOAD)
+    page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=416), "a.jpg")])
+    wait_for_states(page, ["ready"])
+    page.click(".image-sync-submit")
+    wait_for_states(page, ["looking"])
+    page.click(".image-sync-cancel")
+    wait_for_states(page, ["cancelled"])
+    # Focus moved from the pressed Cancel to its successor, Retry.
+    expect(page.locator(".image-sync-retry")).to_be_focused()
+    page.keyboard.press("Enter")
+    wait_for_states(page, ["done"])
+    held[0].fulfill(status=204, body="")  # the cancelled attempt's answer arrives late
+    page.wait_for_timeout(500)
+    assert len(requests.matching("POST", API_LIST)) == 1
+    assert UploadedImage.objects.count() == 1
+
+
+def test_a_server_error_while_following_the_status_does_not_stop_it(
+    make_page: Callable[..., Any], alice: Any, celery_worker: Any, allow_console_errors: Any
+) -> None:
+    allow_console_errors(r"status of 503")
+    page = make_page(user=alice)
+    failures = {"left": 1}
+
+    def flaky(route: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            route.fulfill(status=503, body="restarting")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/api/images/\d+/$"), flaky)
+    page.goto(UPLOAD)
+    page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=417), "b.jpg")])
+    wait_for_states(page, ["ready"])
+    page.click(".image-sync-submit")
+    wait_for_states(page, ["done"])
+    assert failures["left"] == 0
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_file_sizes_read_as_djangos_filesizeformat(
+    make_page: Callable[..., Any], alice: Any, language: str
+) -> None:
+    from django.template.defaultfilters import filesizeformat
+    from django.utils import translation
+
+    sizes = [1, 2, 1023, 1024, 1280, 1_047_552, 1_048_575, 1_048_576, 1_310_720, 5_242_881]
+    page = make_page(user=alice, locale=language)
+    page.goto(UPLOAD)
+    page.set_input_files(
+        "input[name=images]", [payload(b"x" * n, f"{n}.txt", "text/plain") for n in sizes]
+    )
+    shown = page.locator(".image-sync-item-size").all_inner_texts()
+    with translation.override(language):
+        expected = [str(filesizeformat(n)) for n in sizes]
+    assert shown == expected

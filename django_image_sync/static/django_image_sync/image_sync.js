@@ -27,7 +27,7 @@
 
   // "%(name)s is %(size)s" with values; values are text, never markup.
   function fill(template, values) {
-    return String(template).replace(/%\((\w+)\)s/g, function (all, key) {
+    return String(template).replace(/%\((\w+)\)[sd]/g, function (all, key) {
       return values && values[key] !== undefined ? String(values[key]) : all;
     });
   }
@@ -107,7 +107,11 @@
     attempt = attempt || 0;
     window.setTimeout(function () {
       fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (response.ok) { return response.json(); }
+          // Gone, or no longer visible: stop. A 5xx (a deploy, a restart): ask again later.
+          return [401, 403, 404, 410].indexOf(response.status) >= 0 ? null : undefined;
+        })
         .catch(function () { return undefined; })  // offline for a moment: ask again later
         .then(function (data) {
           if (data === null) { return; }  // gone, or no longer visible
@@ -188,51 +192,80 @@
 
   // ---- the upload form ----------------------------------------------------
 
+  // Python's round(value, digits): ties go to the even neighbour.
+  function roundEven(value, digits) {
+    var scale = Math.pow(10, digits);
+    var scaled = value * scale;
+    var floor = Math.floor(scaled);
+    var rest = scaled - floor;
+    var whole = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+    return whole / scale;
+  }
+
+  // `value` with exactly `digits` decimals in the page's language, no grouping
+  // (as Django's number_format without USE_THOUSAND_SEPARATOR).
+  function decimal(value, digits, grouping) {
+    try {
+      return new Intl.NumberFormat(LANG, {
+        minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: !!grouping
+      }).format(value);
+    } catch (e) { return value.toFixed(digits); }
+  }
+
   // Sizes as Django's filesizeformat writes them, in the page's language.
   function fileSize(bytes, words) {
-    function number(value) {
-      try {
-        return new Intl.NumberFormat(LANG, { maximumFractionDigits: 1, minimumFractionDigits: 1 })
-          .format(value);
-      } catch (e) { return value.toFixed(1); }
-    }
-    var text;
-    if (bytes < 1024) {
-      text = fill(words.bytes, { size: bytes });
-    } else if (bytes < 1024 * 1024) {
-      text = words.KB.replace("%s", number(bytes / 1024));
-    } else {
-      text = words.MB.replace("%s", number(bytes / 1024 / 1024));
-    }
+    var units = [["KB", 1024], ["MB", 1024 * 1024], ["GB", 1024 * 1024 * 1024]];
+    var text = fill(bytes === 1 ? words.byte : words.bytes, { size: bytes });
+    units.forEach(function (unit) {
+      if (bytes >= unit[1]) {
+        text = words[unit[0]].replace("%s", decimal(roundEven(bytes / unit[1], 1), 1));
+      }
+    });
     return text.replace(/ /g, "\u00a0");  // as filesizeformat: never split from its unit
   }
 
-  function megapixels(value) {
-    try {
-      return new Intl.NumberFormat(LANG, { maximumFractionDigits: 1 }).format(value / 1e6);
-    } catch (e) { return (value / 1e6).toFixed(1); }
+  // Megapixels as the server words them (wording.megapixels): whole from 10,
+  // one decimal from 1, two significant digits below.
+  function naturalDecimals(value) {
+    if (value >= 10) { return 0; }
+    if (value >= 1) { return 1; }
+    return 1 - Math.floor(Math.log(Math.max(value, 1e-6)) / Math.LN10);
   }
 
+  function megapixels(pixels, digits) {
+    var value = pixels / 1e6;
+    if (digits === undefined) { digits = naturalDecimals(value); }
+    return decimal(roundEven(value, digits), digits, true);
+  }
+
+  // A pixel count just over the limit gets the decimals that show it is over.
+  function overLimit(pixels, limit) {
+    var shownLimit = roundEven(limit / 1e6, naturalDecimals(limit / 1e6));
+    var digits = naturalDecimals(pixels / 1e6);
+    while (roundEven(pixels / 1e6, digits) <= shownLimit && digits < 6) { digits += 1; }
+    return megapixels(pixels, digits);
+  }
+
+  function ascii(bytes, start, end) {
+    return String.fromCharCode.apply(null, bytes.subarray(start, end));
+  }
+
+  // The server's names for what a file looks like (processing.sniff_format).
   var SIGNATURES = [
-    { name: "JPEG", bytes: [0xff, 0xd8, 0xff] },
-    { name: "PNG", bytes: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
-    { name: "GIF", bytes: [0x47, 0x49, 0x46, 0x38] },
-    { name: "TIFF", bytes: [0x49, 0x49, 0x2a, 0x00] },
-    { name: "TIFF", bytes: [0x4d, 0x4d, 0x00, 0x2a] },
-    { name: "BMP", bytes: [0x42, 0x4d] },
-    { name: "PDF", bytes: [0x25, 0x50, 0x44, 0x46] }
+    ["GIF", "GIF87a"], ["GIF", "GIF89a"], ["TIFF", "II*\u0000"], ["TIFF", "MM\u0000*"],
+    ["BMP", "BM"], ["PSD", "8BPS"], ["PDF", "%PDF"], ["ICO", "\u0000\u0000\u0001\u0000"],
+    ["PNG", "\u0089PNG\r\n\u001a\n"], ["JPEG", "\u00ff\u00d8\u00ff"]
   ];
 
   function sniff(bytes) {
-    if (bytes.length >= 12 && String.fromCharCode.apply(null, bytes.subarray(0, 4)) === "RIFF" &&
-        String.fromCharCode.apply(null, bytes.subarray(8, 12)) === "WEBP") { return "WEBP"; }
+    var head = ascii(bytes, 0, 16);
     for (var i = 0; i < SIGNATURES.length; i++) {
-      var sig = SIGNATURES[i].bytes;
-      if (bytes.length < sig.length) { continue; }
-      var match = true;
-      for (var j = 0; j < sig.length; j++) { if (bytes[j] !== sig[j]) { match = false; break; } }
-      if (match) { return SIGNATURES[i].name; }
+      if (head.indexOf(SIGNATURES[i][1]) === 0) { return SIGNATURES[i][0]; }
     }
+    if (head.slice(0, 4) === "RIFF" && head.slice(8, 12) === "WEBP") { return "WEBP"; }
+    var text = ascii(bytes, 0, 64).replace(/^\s+/, "").toLowerCase();
+    if (text.indexOf("<svg") === 0 || text.indexOf("<?xml") === 0) { return "SVG"; }
+    if (text.indexOf("<!doctype html") === 0 || text.indexOf("<html") === 0) { return "HTML"; }
     return null;
   }
 
@@ -299,6 +332,7 @@
       (this.input.id + "_helptext"));
     choose.addEventListener("click", function () { self.input.click(); });
     zone.appendChild(choose);
+    this.choose = choose;
 
     // Phones: straight to the camera, as a second picker.
     this.camera = element("input");
@@ -375,39 +409,61 @@
     });
   };
 
-  // Files waiting to be sent (those the count limit applies to).
-  Uploader.prototype.waiting = function () {
-    return this.items.filter(function (item) {
-      return ["checking", "ready", "cancelled", "network", "server"].indexOf(item.state) >= 0;
-    });
-  };
+  // States of a file that count against MAX_FILES: being checked, ready, being
+  // sent, or waiting for a retry. The first MAX_FILES of them in the list's
+  // order take part; a file past them waits ("over_limit") until one leaves.
+  var COUNTED = ["checking", "ready", "looking", "uploading", "cancelled", "network", "server"];
 
   Uploader.prototype.add = function (files) {
     var self = this;
     Array.prototype.forEach.call(files || [], function (file) {
-      var item = self.item(file);
-      if (self.waiting().length >= self.config.maxFiles) {
-        item.refuse(fill(self.words.too_many, { name: file.name, count: self.config.maxFiles }));
-      } else {
-        item.check();
-      }
+      var item = new Item(self, file);
+      self.items.push(item);
       self.list.appendChild(item.node);
+      item.check();
     });
     this.refresh();
   };
 
-  Uploader.prototype.item = function (file) {
-    var item = new Item(this, file);
-    this.items.push(item);
-    return item;
+  // Apply the count limit in the list's order.
+  Uploader.prototype.recount = function () {
+    var max = this.config.maxFiles;
+    var taken = 0;
+    this.items.forEach(function (item) {
+      if (item.passed && (item.state === "ready" || item.state === "over_limit")) {
+        if (taken < max) {
+          if (item.state === "over_limit") { item.ready(); }
+          taken += 1;
+        } else if (item.state !== "over_limit") {
+          item.set("over_limit", fill(item.words.too_many,
+            { name: item.file.name, count: max }), ["remove"]);
+          announce(item.message.textContent);
+        }
+      } else if (COUNTED.indexOf(item.state) >= 0) {
+        taken += 1;
+      }
+    });
+  };
+
+  // Where the focus goes when `item`'s buttons go away: the next file's
+  // button, else the previous one's, else the "Choose images" button.
+  Uploader.prototype.focusAfter = function (item) {
+    var index = this.items.indexOf(item);
+    var order = this.items.slice(index + 1).concat(this.items.slice(0, index).reverse());
+    for (var i = 0; i < order.length; i++) {
+      var button = order[i].actions.querySelector("button");
+      if (button) { button.focus(); return; }
+    }
+    this.choose.focus();
   };
 
   Uploader.prototype.remove = function (item) {
+    var focused = item.node.contains(document.activeElement);
+    if (focused) { this.focusAfter(item); }
     item.dispose();
     this.items.splice(this.items.indexOf(item), 1);
     item.node.remove();
     this.refresh();
-    this.submit.focus();
   };
 
   Uploader.prototype.sending = function () {
@@ -417,32 +473,48 @@
   };
 
   Uploader.prototype.send = function () {
-    if (this.sending()) { return; }
+    if (this.sending()) { return; }  // the button says so (aria-disabled)
+    var checking = this.items.some(function (item) { return item.state === "checking"; });
     var ready = this.items.filter(function (item) { return item.state === "ready"; });
+    // Files still being checked are sent as soon as they are ready.
+    this.sendWhenChecked = checking;
     if (!ready.length) {
-      var checking = this.items.some(function (item) { return item.state === "checking"; });
       if (!checking) { this.summary.textContent = this.words.nothing; }
-      this.sendWhenChecked = checking;
       return;
     }
-    this.sendWhenChecked = false;
+    this.summary.textContent = "";
     this.batch = ready;
+    this.reported = false;
     ready.forEach(function (item) { item.send(); });
     this.refresh();
   };
 
-  // Called whenever an item changes state.
+  // After every change of a file's state.
   Uploader.prototype.refresh = function () {
+    if (this.refreshing) { return; }
+    this.refreshing = true;
+    try {
+      this.recount();
+    } finally {
+      this.refreshing = false;
+    }
     var sending = this.sending();
-    this.submit.disabled = sending;
+    // Not "disabled": the button keeps the focus of whoever pressed it.
+    this.submit.setAttribute("aria-disabled", sending ? "true" : "false");
     this.list.setAttribute("aria-busy", sending ? "true" : "false");
     this.list.hidden = !this.items.length;
-    if (this.sendWhenChecked && !this.items.some(function (i) { return i.state === "checking"; })) {
+    var checking = this.items.some(function (i) { return i.state === "checking"; });
+    if (this.sendWhenChecked && !checking && !sending) {
       this.send();
       return;
     }
+    this.report();
+  };
+
+  // Once a batch has been sent: which files were uploaded and which were not.
+  Uploader.prototype.report = function () {
     var batch = this.batch || [];
-    if (!batch.length || sending) { return; }
+    if (!batch.length || this.reported || this.sending()) { return; }
     var stored = batch.filter(function (item) { return item.image; });
     var refused = batch.filter(function (item) { return !item.image; });
     var text = fill(this.words.summary, { stored: stored.length, total: batch.length });
@@ -451,6 +523,7 @@
         names: refused.map(function (item) { return item.file.name; }).join(", ")
       });
     }
+    this.reported = true;
     this.summary.textContent = text;
   };
 
@@ -460,15 +533,9 @@
     this.file = file;
     this.words = words;
     this.state = "new";
+    this.attempt = 0;
     this.node = element("li", "image-sync-item");
     this.thumb = element("div", "image-sync-thumb");
-    this.url = URL.createObjectURL(file);
-    var preview = element("img", "image-sync-preview");
-    preview.alt = "";
-    preview.decoding = "async";
-    preview.src = this.url;
-    preview.addEventListener("error", function () { preview.hidden = true; });
-    this.thumb.appendChild(preview);
     var body = element("div", "image-sync-item-body");
     var heading = element("p", "image-sync-item-heading");
     heading.appendChild(element("span", "image-sync-item-name", file.name));
@@ -488,8 +555,19 @@
     this.node.appendChild(this.actions);
   }
 
+  Item.prototype.preview = function () {
+    this.url = URL.createObjectURL(this.file);
+    var preview = element("img", "image-sync-preview");
+    preview.alt = "";
+    preview.decoding = "async";
+    preview.src = this.url;
+    preview.addEventListener("error", function () { preview.hidden = true; });
+    this.thumb.appendChild(preview);
+  };
+
   Item.prototype.set = function (state, message, buttons) {
     var self = this;
+    var hadFocus = this.actions.contains(document.activeElement);
     this.state = state;
     this.node.setAttribute("data-state", state);
     this.message.textContent = message || "";
@@ -508,12 +586,18 @@
       button.addEventListener("click", function () { self[kind](); });
       self.actions.appendChild(button);
     });
+    if (hadFocus) {
+      // The pressed button is gone: its successor (Retry after Cancel) or the next file.
+      if (this.actions.firstChild) { this.actions.firstChild.focus(); }
+      else { this.uploader.focusAfter(this); }
+    }
     this.uploader.refresh();
   };
 
-  Item.prototype.refuse = function (message) {
-    this.set("refused", message, ["remove"]);
-    this.node.classList.add("image-sync-item-refused");
+  // Refused for good (by the browser's checks or the server): announced.
+  Item.prototype.refuse = function (message, state) {
+    this.set(state || "refused", message, ["remove"]);
+    announce(message);
   };
 
   // The rule `file` breaks, as a message, or null. `bytes` is the whole file,
@@ -524,22 +608,23 @@
     function problem(text) { return fill(words.problem, { file: file.name, problem: text }); }
     if (!file.size) { return problem(words.empty); }
     if (file.size > config.maxBytes) {
-      return problem(fill(words.too_big, {
-        size: fileSize(file.size, words), limit: fileSize(config.maxBytes, words)
-      }));
+      var size = fileSize(file.size, words);
+      var limit = fileSize(config.maxBytes, words);
+      return problem(size === limit ? fill(words.just_over, { limit: limit })
+        : fill(words.too_big, { size: size, limit: limit }));
     }
     if (!bytes) { return null; }
-    var found = sniff(bytes.subarray(0, 16));
+    var found = sniff(bytes);
     if (!found || allowed.indexOf(found) < 0) {
       return problem(found
         ? fill(words.looks_like, { found: found, allowed: words.allowed })
         : fill(words.format, { allowed: words.allowed }));
     }
-    var size = dimensions(found, bytes);
-    if (size && size.width * size.height > config.maxPixels) {
+    var box = dimensions(found, bytes);
+    if (box && box.width * box.height > config.maxPixels) {
       return problem(fill(words.pixels, {
-        pixels: megapixels(size.width * size.height),
-        width: size.width, height: size.height, limit: megapixels(config.maxPixels)
+        pixels: overLimit(box.width * box.height, config.maxPixels),
+        width: box.width, height: box.height, limit: megapixels(config.maxPixels)
       }));
     }
     return null;
@@ -552,14 +637,15 @@
     var words = this.words;
     var file = this.file;
     var refusal = browserRefusal(file, null, config, words);
-    if (refusal) { return this.refuse(refusal); }
+    if (refusal) { return this.refuse(refusal); }  // no preview: not worth decoding
+    this.preview();
     this.set("checking", words.checking, ["remove"]);
     file.arrayBuffer().then(function (buffer) {
       if (self.state !== "checking") { return null; }
       var refusal = browserRefusal(file, new Uint8Array(buffer), config, words);
       if (refusal) { return self.refuse(refusal); }
       var subtle = window.crypto && window.crypto.subtle;
-      if (!subtle) { return self.ready(); }  // not a secure context: the server decides
+      if (!subtle) { return self.checked(); }  // not a secure context: the server decides
       return subtle.digest("SHA-256", buffer).then(function (digest) {
         if (self.state !== "checking") { return; }
         self.sha256 = hex(digest);
@@ -569,11 +655,16 @@
         if (twin) {
           return self.refuse(fill(words.same, { name: file.name, other: twin.file.name }));
         }
-        self.ready();
-      }, function () { self.ready(); });
+        self.checked();
+      }, function () { self.checked(); });
     }).catch(function () {
-      if (self.state === "checking") { self.ready(); }  // unreadable here: the server decides
+      if (self.state === "checking") { self.checked(); }  // unreadable here: the server decides
     });
+  };
+
+  Item.prototype.checked = function () {
+    this.passed = true;
+    this.ready();
   };
 
   Item.prototype.ready = function () {
@@ -585,75 +676,91 @@
   };
 
   Item.prototype.cancel = function () {
+    this.attempt += 1;  // whatever the running attempt answers is ignored
     if (this.request) { this.request.abort(); }
-    this.cancelled = true;
     this.set("cancelled", this.words.cancelled, ["retry", "remove"]);
   };
 
   Item.prototype.retry = function () {
-    this.uploader.batch = [this];
+    var uploader = this.uploader;
+    if (!uploader.batch || uploader.reported) {
+      uploader.batch = [];
+      uploader.reported = false;
+      uploader.summary.textContent = "";
+    }
+    if (uploader.batch.indexOf(this) < 0) { uploader.batch.push(this); }
     this.send();
   };
 
   Item.prototype.dispose = function () {
+    this.attempt += 1;
+    this.state = "removed";
     if (this.request) { this.request.abort(); }
-    URL.revokeObjectURL(this.url);
+    if (this.url) { URL.revokeObjectURL(this.url); }
   };
 
   // Ask whether the uploader already has these bytes; send them if not.
   Item.prototype.send = function () {
     var self = this;
     var config = this.uploader.config;
-    this.cancelled = false;
-    if (!this.sha256) { return this.upload(); }
+    var attempt = ++this.attempt;
+    if (!this.sha256) { return this.upload(attempt); }
     this.set("looking", this.words.checking, ["cancel"]);
     var url = config.lookup + "?sha256=" + this.sha256;
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
-        if (self.cancelled) { return; }
+        if (attempt !== self.attempt) { return; }  // cancelled or removed meanwhile
         if (response.status === 200) {
-          return response.json().then(function (data) { self.stored(data, true); });
+          return response.json().then(function (data) {
+            if (attempt === self.attempt) { self.stored(data, true); }
+          });
         }
-        self.upload();
+        self.upload(attempt);
       })
-      .catch(function () { if (!self.cancelled) { self.upload(); } });
+      .catch(function () { if (attempt === self.attempt) { self.upload(attempt); } });
   };
 
-  Item.prototype.upload = function () {
+  Item.prototype.upload = function (attempt) {
     var self = this;
     var words = this.words;
+    var uploader = this.uploader;
     var body = new FormData();
+    body.append("csrfmiddlewaretoken", uploader.csrf);
     body.append("images", this.file, this.file.name);
     var request = new XMLHttpRequest();
     this.request = request;
-    request.open("POST", this.uploader.config.api);
+    request.open("POST", uploader.config.api);
     request.setRequestHeader("Accept", "application/json");
-    request.setRequestHeader("X-CSRFToken", this.uploader.csrf);
+    request.setRequestHeader("X-CSRFToken", uploader.csrf);
     request.upload.addEventListener("progress", function (event) {
-      if (!event.lengthComputable) { return; }
+      if (!event.lengthComputable || attempt !== self.attempt) { return; }
       var percent = Math.round(event.loaded / event.total * 100);
       self.progress.value = percent;
       self.message.textContent = fill(words.uploading, { percent: percent + "%" });
     });
     request.addEventListener("load", function () {
+      if (attempt !== self.attempt) { return; }
       self.request = null;
       var data = null;
       try { data = JSON.parse(request.responseText); } catch (e) { data = null; }
       if ((request.status === 200 || request.status === 201) && data && data.images) {
         return self.stored(data.images[0], data.images[0].duplicate);
       }
-      var errors = data && data.errors ? [].concat(data.errors.images || [], data.errors.__all__ || []) : [];
+      var errors = data && data.errors
+        ? [].concat(data.errors.images || [], data.errors.__all__ || []) : [];
       if (errors.length && request.status < 500) {
-        return self.set("rejected", errors.map(function (e) { return e.message; }).join(" "),
-          ["remove"]);
+        return self.refuse(errors.map(function (e) { return e.message; }).join(" "), "rejected");
       }
-      self.set("server", fill(words.server, { status: request.status }), ["retry", "remove"]);
+      var text = fill(words.server, { status: request.status });
+      self.set("server", text, ["retry", "remove"]);
+      announce(self.file.name + ": " + text);
     });
     request.addEventListener("error", function () {
+      if (attempt !== self.attempt) { return; }
       self.request = null;
       self.set("network", words.network, ["retry", "remove"]);
+      announce(self.file.name + ": " + words.network);
     });
-    request.addEventListener("abort", function () { self.request = null; });
     this.progress.value = 0;
     this.set("uploading", fill(words.uploading, { percent: "0%" }), ["cancel"]);
     announce(fill(words.progress, { name: this.file.name }));
@@ -675,28 +782,31 @@
     this.show(data);
     if (data.status === "done" || data.status === "failed") { return; }
     follow(config.apiDetail.replace(config.marker, data.id), function (next) {
-      self.show(next);
+      if (self.state !== "removed") { self.show(next); }
     }, data.status);
   };
 
   Item.prototype.show = function (data) {
     var words = this.words;
     var text;
+    var state = this.duplicate ? "duplicate" : data.status;
     if (data.status === "done") {
       text = this.duplicate ? words.duplicate
         : fill(words.done, { width: data.resized_width, height: data.resized_height });
       if (data.resized_url) {
         // Same slot, same size: the preview gives way to the resized image.
+        var slot = (this.thumb.clientWidth || 96) + "px";
         this.thumb.textContent = "";
-        this.thumb.appendChild(pictureFor(data, "96px"));
-        URL.revokeObjectURL(this.url);
+        this.thumb.appendChild(pictureFor(data, slot));
+        if (this.url) { URL.revokeObjectURL(this.url); }
       }
     } else if (data.status === "failed") {
+      state = "failed";  // a duplicate of a failed image is shown as failed, not as done
       text = fill(words.failed, { error: data.error || "" });
     } else {
       text = this.duplicate ? words.duplicate : words[data.status];
     }
-    this.set(this.duplicate ? "duplicate" : data.status, text, []);
+    this.set(state, text, []);
     announce(this.file.name + ": " + text);
   };
 
