@@ -28,6 +28,10 @@ class TransientError(Exception):
     """Storage (or the database) failed in a way that a later retry may not."""
 
 
+class StorageUnavailable(TransientError):
+    """The storage refused or did not answer a call made for an upload."""
+
+
 def write_once(
     name: str, content: IO[bytes] | File[Any], size: int, *, replace: bool = False
 ) -> bool:

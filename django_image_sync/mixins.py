@@ -8,6 +8,7 @@ The pages and the API (``views``) are built from these; sites subclass either.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -27,9 +28,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.generic.edit import FormMixin
 
-from . import conf, uploads
+from . import conf, files, uploads
 from .forms import UploadForm
 from .models import UploadedImage
+
+logger = logging.getLogger("django_image_sync")
 
 
 def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
 
 
 # Errors about the request as a whole rather than about the uploaded files.
-NON_FIELD_CODES = frozenset({"auth", "method", "not_found", "bad_request"})
+NON_FIELD_CODES = frozenset({"auth", "method", "not_found", "bad_request", "storage_unavailable"})
 
 
 def errors_response(errors: list[uploads.FileError], status: int = 400) -> JsonResponse:
@@ -243,8 +246,15 @@ class UploadMixin(ImageSyncMixin, FormMixin):
             return errors_response([uploads.FileError(None, "bad_request", message)])
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
+    #: Seconds a client is asked to wait after the storage failed (``Retry-After``).
+    storage_retry_after = 30
+
     def form_valid(self, form: UploadForm) -> HttpResponse:
-        self.outcomes = uploads.store_files(form.cleaned_data["images"], owner=self.get_owner())
+        try:
+            self.outcomes = uploads.store_files(form.cleaned_data["images"], owner=self.get_owner())
+        except files.StorageUnavailable as exc:
+            logger.warning("django-image-sync: upload refused, storage unavailable: %s", exc)
+            return self.storage_unavailable(form)
         created = any(not outcome.duplicate for outcome in self.outcomes)
         return JsonResponse(
             {"images": [image_json(o.image, duplicate=o.duplicate) for o in self.outcomes]},
@@ -253,3 +263,15 @@ class UploadMixin(ImageSyncMixin, FormMixin):
 
     def form_invalid(self, form: UploadForm) -> HttpResponse:
         return errors_response(form.error_list())
+
+    def storage_unavailable_message(self) -> str:
+        return _("The images could not be stored just now; nothing was kept. Try again shortly.")
+
+    def storage_unavailable(self, form: UploadForm) -> HttpResponse:
+        """503: the storage failed while the files were being stored; nothing
+        of the submission is kept, and the client may send it again later."""
+        message = self.storage_unavailable_message()
+        error = uploads.FileError(None, "storage_unavailable", message)
+        response = errors_response([error], status=503)
+        response["Retry-After"] = str(self.storage_retry_after)
+        return response

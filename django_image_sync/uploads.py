@@ -204,7 +204,13 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
     # concurrent upload stored the same content since the check, the unique
     # constraint refuses the insert below and that row is the answer.
     name = original_name(sha256, item.info.extension)
-    if files.write_once(name, item.file, item.info.size):
+    try:
+        wrote = files.write_once(name, item.file, item.info.size)
+    except Exception as exc:
+        # Whatever the backend raises (OSError, botocore's errors, ...): the
+        # views answer 503, and store_files removes what this submission wrote.
+        raise files.StorageUnavailable(f"cannot store {name}: {exc}") from exc
+    if wrote:
         written.append(name)
     else:
         transaction.on_commit(

@@ -50,9 +50,19 @@ class UploadView(UploadMixin, FormView):
             return super().form_invalid(form)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
+    def storage_unavailable(self, form: UploadForm) -> HttpResponse:
+        response = super().storage_unavailable(form)
+        if self.wants_json():
+            return response
+        # The page again, with why above the field; the files are to be sent again.
+        form.add_error(None, self.storage_unavailable_message())
+        page = self.render_to_response(self.get_context_data(form=form), status=503)
+        page["Retry-After"] = response["Retry-After"]
+        return page
+
     def form_valid(self, form: UploadForm) -> HttpResponse:
         response = super().form_valid(form)
-        if self.wants_json():
+        if self.wants_json() or response.status_code == 503:
             return response
         new = sum(1 for o in self.outcomes if not o.duplicate)
         duplicates = len(self.outcomes) - new

@@ -274,9 +274,29 @@ def test_storage_failure_mid_submission_leaves_nothing_behind(alice_client, sett
         return original_save(self, name, content, max_length=max_length)
 
     monkeypatch.setattr(FileSystemStorage, "save", failing_second_save)
-    with pytest.raises(OSError, match="disk full"):
-        post_images(alice_client, upload(jpeg_bytes(seed=8)), upload(jpeg_bytes(seed=9)))
+    response = post_images(alice_client, upload(jpeg_bytes(seed=8)), upload(jpeg_bytes(seed=9)))
+    # A storage failure is the server's, and passes: 503, JSON, when to try again.
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    [error] = response.json()["errors"]["__all__"]
+    assert error["code"] == "storage_unavailable"
+    assert "nothing was kept" in error["message"]
     assert len(saved) == 1
+    assert UploadedImage.objects.count() == 0
+    assert media_files(settings) == []
+
+
+def test_storage_failure_on_the_upload_page_says_so_and_keeps_nothing(
+    alice_client, settings, monkeypatch
+):
+    def failing_save(self, name, content, max_length=None):
+        raise OSError("connection reset by the storage")
+
+    monkeypatch.setattr(FileSystemStorage, "save", failing_save)
+    response = alice_client.post("/upload-image/", {"images": [upload(jpeg_bytes(seed=10))]})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "The images could not be stored just now" in response.content.decode()
     assert UploadedImage.objects.count() == 0
     assert media_files(settings) == []
 

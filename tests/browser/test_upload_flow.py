@@ -8,6 +8,7 @@ while it follows its files (a marker set on ``window`` survives to the end).
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -669,3 +670,48 @@ def test_file_sizes_read_as_djangos_filesizeformat(
     with translation.override(language):
         expected = [str(filesizeformat(n)) for n in sizes]
     assert shown == expected
+
+
+def test_storage_unavailable_shows_the_servers_words_and_a_retry(
+    make_page: Callable[..., Any], alice: Any, celery_worker: Any, allow_console_errors: Any
+) -> None:
+    allow_console_errors(r"status of 503")
+    page = make_page(user=alice)
+    page.goto(UPLOAD)
+    answered = {"left": 1}
+    body = {
+        "errors": {
+            "__all__": [
+                {
+                    "file": None,
+                    "code": "storage_unavailable",
+                    "message": "The images could not be stored just now; nothing was kept.",
+                    "params": {},
+                }
+            ]
+        }
+    }
+
+    def unavailable_once(route: Any) -> None:
+        if route.request.method == "POST" and answered["left"]:
+            answered["left"] -= 1
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "30"},
+                content_type="application/json",
+                body=json.dumps(body),
+            )
+        else:
+            route.continue_()
+
+    page.route(API_LIST, unavailable_once)
+    page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=418), "s.jpg")])
+    wait_for_states(page, ["ready"])
+    page.click(".image-sync-submit")
+    wait_for_states(page, ["server"])
+    expect(page.locator(".image-sync-item-status")).to_have_text(
+        "The images could not be stored just now; nothing was kept."
+    )
+    page.click(".image-sync-retry")
+    wait_for_states(page, ["done"])
+    assert UploadedImage.objects.count() == 1

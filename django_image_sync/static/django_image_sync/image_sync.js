@@ -751,7 +751,9 @@
       if (errors.length && request.status < 500) {
         return self.refuse(errors.map(function (e) { return e.message; }).join(" "), "rejected");
       }
-      var text = fill(words.server, { status: request.status });
+      // A 5xx: the server's own words if it gave some (503 storage_unavailable), and a retry.
+      var text = errors.length ? errors.map(function (e) { return e.message; }).join(" ")
+        : fill(words.server, { status: request.status });
       self.set("server", text, ["retry", "remove"]);
       announce(self.file.name + ": " + text);
     });
