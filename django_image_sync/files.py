@@ -44,39 +44,49 @@ def write_once(
     remains of a write that was cut off (a killed process): it is replaced.
     ``replace`` writes even a file already there (reprocessing): atomically
     on local storages, so readers of the old file never see it missing.
+    Object storages have no rename and need none: see ``_write_remote``.
     """
     storage = image_storage
+    local_path = _local_path(name)
+    if local_path is None:
+        return _write_remote(name, content)
     if not replace and storage.exists(name) and storage.size(name) == size:
         return False
     content.seek(0)
-    local_path = _local_path(name)
-    if local_path is not None:
-        for _ in range(2):
-            temporary = _incoming_name(name)
-            try:
-                temporary = storage.save(temporary, content)
-                os.replace(storage.path(temporary), local_path)
-            except FileNotFoundError:
-                # Another run of the same image (a redelivery racing this one)
-                # removed our temporary file as a leftover: it is writing the
-                # same bytes. Done if it has; otherwise write once more.
-                if storage.exists(name) and storage.size(name) == size:
-                    return False
-                content.seek(0)
-                continue
-            except BaseException:
-                delete_quietly(temporary)
-                raise
-            return True
-        raise OSError(f"the temporary file for {name} was removed twice while writing it")
-    if storage.exists(name):
-        if not replace:
-            logger.warning("django-image-sync: replacing incomplete file %s", name)
-        storage.delete(name)
-    saved = storage.save(name, content)
+    for _ in range(2):
+        temporary = _incoming_name(name)
+        try:
+            temporary = storage.save(temporary, content)
+            os.replace(storage.path(temporary), local_path)
+        except FileNotFoundError:
+            # Another run of the same image (a redelivery racing this one)
+            # removed our temporary file as a leftover: it is writing the
+            # same bytes. Done if it has; otherwise write once more.
+            if storage.exists(name) and storage.size(name) == size:
+                return False
+            content.seek(0)
+            continue
+        except BaseException:
+            delete_quietly(temporary)
+            raise
+        return True
+    raise OSError(f"the temporary file for {name} was removed twice while writing it")
+
+
+def _write_remote(name: str, content: IO[bytes] | File[Any]) -> bool:
+    """Object storages (S3, ...): one PUT, with no existence probe before it.
+
+    A PUT is atomic, so no reader ever sees part of an object, and there is
+    no incomplete object to find and replace. The name is content-addressed,
+    so writing an object that is already there writes the same bytes: a probe
+    would cost a round trip on every upload to save one on a duplicate, which
+    the database has usually caught already. A storage set not to overwrite
+    (``file_overwrite=False``) picks another name when ``name`` exists; that
+    copy is removed and the call wrote nothing.
+    """
+    content.seek(0)
+    saved = image_storage.save(name, content)
     if saved != name:
-        # A concurrent upload of the same bytes wrote ``name`` first and the
-        # storage picked another name for ours: keep one copy.
         delete_quietly(saved)
         return False
     return True
@@ -106,6 +116,11 @@ def still_stored(name: str) -> bool:
         return bool(image_storage.exists(name))
     except Exception as exc:
         raise TransientError(f"cannot check the stored file {name}: {exc}") from exc
+
+
+def is_remote() -> bool:
+    """Whether the storage has no local paths (S3 and other object storages)."""
+    return _local_path("probe") is None
 
 
 def _local_path(name: str) -> str | None:

@@ -212,7 +212,10 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
         raise files.StorageUnavailable(f"cannot store {name}: {exc}") from exc
     if wrote:
         written.append(name)
-    else:
+    if not wrote or files.is_remote():
+        # After commit, the file must still be there: a concurrent upload of
+        # the same bytes that failed may have removed it as its own (on object
+        # storages every writer writes, so every writer checks: one HEAD).
         transaction.on_commit(
             partial(files.ensure_stored, name, item.file, item.info.size), robust=True
         )
