@@ -169,3 +169,21 @@ def test_an_unreachable_storage_is_503_and_leaves_nothing(
     assert response["Retry-After"] == "30"
     assert response.json()["errors"]["__all__"][0]["code"] == "storage_unavailable"
     assert UploadedImage.objects.count() == 0
+
+
+def test_the_worker_reads_the_original_once_and_writes_each_output_once(
+    on_s3: None, alice: Any
+) -> None:
+    from django_image_sync import services
+
+    [outcome] = services.upload_images([upload(jpeg_bytes((1200, 900), seed=505))], owner=alice)
+    requests = Requests()
+    assert services.process_image(outcome.image.pk) == "done"
+    image = UploadedImage.objects.get()
+    original = str(image.original.name)
+    outputs = sorted(image.output_names())
+    assert len(outputs) > 1  # the main output and its renditions
+    assert [key for method, key in requests if method == "GET"] == [original]
+    assert sorted(key for method, key in requests if method == "PUT") == outputs
+    others = [(method, key) for method, key in requests if method not in ("GET", "PUT")]
+    assert len(others) <= 2, others  # django-storages' S3File looks the object up first
