@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -33,7 +34,7 @@ from .mixins import (  # noqa: F401  (public here too: sites import them from vi
     errors_response,
     image_json,
 )
-from .models import Status, scope_for
+from .models import Status, UploadedImage, scope_for
 
 # States a page shows as "being resized" (its status changes without the user).
 WAITING = frozenset({Status.PENDING, Status.PROCESSING})
@@ -175,6 +176,14 @@ class ImageDeleteView(ImageSyncMixin, DeleteView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self.refuse_or(super().post, request, *args, **kwargs)
+
+    _image: UploadedImage | None = None
+
+    def get_object(self, queryset: QuerySet[UploadedImage] | None = None) -> UploadedImage:
+        # Read once a request: the permission check and Django's view use the same row.
+        if self._image is None:
+            self._image = super().get_object(queryset)
+        return self._image
 
     def refuse_or(self, handler: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """The image's owner goes on; anyone else gets the usual refusal
