@@ -37,7 +37,7 @@ def problem_message(problem: processing.ImageProblem) -> str:
             return _("the file is slightly larger than the limit of %(limit)s") % {"limit": limit}
         return _("the file is %(size)s; the limit is %(limit)s") % {"size": size, "limit": limit}
     if code == "format" and "allowed" in params:
-        allowed = get_text_list(list(params["allowed"]), _("and"))
+        allowed = format_names(params["allowed"])
         if params.get("found"):
             return _("it looks like %(found)s; allowed formats are %(allowed)s") % {
                 "found": params["found"],
@@ -165,6 +165,11 @@ def _natural_decimals(value: float) -> int:
 PROBLEM_CODES = frozenset(
     {"max_decode_memory", "max_jpeg_scans", "max_pixels", "max_file_size", "format", "corrupt"}
 )
+
+
+def format_names(names: Any) -> str:
+    """Format names as a list in the active language: "JPEG and PNG"."""
+    return get_text_list([str(name).upper() for name in names], _("and"))
 
 
 def failure_message(code: str, params: dict[str, Any], fallback: str) -> str:

@@ -13,13 +13,13 @@ from django import template
 from django.urls import reverse
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import get_text_list
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
 from .. import conf, processing
 from ..forms import UploadForm
 from ..models import Rendition, Status, UploadedImage
+from ..wording import format_names
 
 register = template.Library()
 
@@ -232,7 +232,6 @@ def upload_strings() -> dict[str, str]:
         "cancel": _("Cancel %(name)s"),
         "retry": _("Retry %(name)s"),
         "progress": _("Uploading %(name)s"),
-        "view": _("View %(name)s"),
         "ready": _("Ready to upload"),
         "checking": _("Checking…"),
         "uploading": _("Uploading… %(percent)s"),
@@ -262,7 +261,7 @@ def upload_strings() -> dict[str, str]:
             "the image has %(pixels)s megapixels (%(width)s×%(height)s); "  # noqa: RUF001
             "the limit is %(limit)s megapixels"
         ),
-        "allowed": get_text_list([f.upper() for f in conf.get("ALLOWED_FORMATS")], _("and")),
+        "allowed": format_names(conf.get("ALLOWED_FORMATS")),
         "summary": _("%(stored)s of %(total)s uploaded."),
         "summary_refused": _("Not uploaded: %(names)s."),
         # Django's own words for filesizeformat's units.

@@ -594,6 +594,11 @@
     this.uploader.refresh();
   };
 
+  // Say `text` about this file in the live region ("name: text", translated).
+  Item.prototype.announce = function (text) {
+    announce(fill(this.words.problem, { file: this.file.name, problem: text }));
+  };
+
   // Refused for good (by the browser's checks or the server): announced.
   Item.prototype.refuse = function (message, state) {
     this.set(state || "refused", message, ["remove"]);
@@ -755,13 +760,13 @@
       var text = errors.length ? errors.map(function (e) { return e.message; }).join(" ")
         : fill(words.server, { status: request.status });
       self.set("server", text, ["retry", "remove"]);
-      announce(self.file.name + ": " + text);
+      self.announce(text);
     });
     request.addEventListener("error", function () {
       if (attempt !== self.attempt) { return; }
       self.request = null;
       self.set("network", words.network, ["retry", "remove"]);
-      announce(self.file.name + ": " + words.network);
+      self.announce(words.network);
     });
     this.progress.value = 0;
     this.set("uploading", fill(words.uploading, { percent: "0%" }), ["cancel"]);
@@ -809,7 +814,7 @@
       text = this.duplicate ? words.duplicate : words[data.status];
     }
     this.set(state, text, []);
-    announce(this.file.name + ": " + text);
+    this.announce(text);
   };
 
   function enhanceForms() {
