@@ -30,6 +30,7 @@ from django.urls import include, path
 from django_image_sync import services, views
 from django_image_sync.models import UploadedImage, original_name
 from tests.images import jpeg_bytes, upload
+from tests.support.clients import logged_in as login_client
 
 pytestmark = pytest.mark.django_db
 
@@ -46,12 +47,6 @@ def detail(pk: int) -> str:
 
 def api_detail(pk: int) -> str:
     return f"/api/images/{pk}/"
-
-
-def login_client(user: Any, **kwargs: Any) -> Client:
-    client = Client(**kwargs)
-    client.force_login(user)
-    return client
 
 
 def post_images(client: Client, *files: Any, url: str = API_LIST, **extra: Any) -> Any:

@@ -40,6 +40,7 @@ from tests.faults import arm, disarm_all, events, fault_dir
 from tests.faults.servers import RedisServer, SilentServer, free_port
 from tests.faults.worker import FaultWorker
 from tests.images import jpeg_bytes, upload
+from tests.support import clients
 from tests.support.media import media_root, stored_files
 
 API_LIST = "/api/images/"
@@ -77,9 +78,7 @@ def expected_resize(data: bytes) -> bytes:
 
 
 def logged_in(user) -> Client:
-    client = Client(raise_request_exception=False)
-    client.force_login(user)
-    return client
+    return clients.logged_in(user, raise_request_exception=False)
 
 
 def queue_length(broker: redis.Redis) -> int:

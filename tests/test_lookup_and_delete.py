@@ -12,7 +12,6 @@ by an image's owner (the detail page's confirmation and the API's DELETE).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,25 +22,16 @@ from django_image_sync import services
 from django_image_sync.models import UploadedImage
 from django_image_sync.signals import image_uploaded
 from tests.images import jpeg_bytes, upload
+from tests.support.clients import logged_in
+from tests.support.media import stored_files
 
 pytestmark = pytest.mark.django_db
 
 LOOKUP = "/api/images/lookup/"
 
 
-def login(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def lookup(client: Client, data: bytes) -> Any:
     return client.get(LOOKUP, {"sha256": hashlib.sha256(data).hexdigest()})
-
-
-def media_files(settings: Any) -> list[str]:
-    media = Path(settings.MEDIA_ROOT)
-    return sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -56,8 +46,8 @@ def uploaded_signals() -> Any:
     image_uploaded.disconnect(receiver)
 
 
-def test_lookup_answers_what_an_upload_would_answer(alice, settings, uploaded_signals):
-    client = login(alice)
+def test_lookup_answers_what_an_upload_would_answer(alice, uploaded_signals):
+    client = logged_in(alice)
     data = jpeg_bytes((96, 64), seed=301)
     # Unknown content: 204, no body, nothing stored.
     missing = lookup(client, data)
@@ -66,7 +56,7 @@ def test_lookup_answers_what_an_upload_would_answer(alice, settings, uploaded_si
     response = client.post("/api/images/", {"images": [upload(data, "first.jpg")]})
     assert response.status_code == 201
     [stored] = response.json()["images"]
-    rows, files = UploadedImage.objects.count(), media_files(settings)
+    rows, files = UploadedImage.objects.count(), stored_files()
     signals = len(uploaded_signals)
 
     found = lookup(client, data)
@@ -76,7 +66,7 @@ def test_lookup_answers_what_an_upload_would_answer(alice, settings, uploaded_si
     assert set(body) == set(stored)
     # Asking changes nothing and tells no receiver that something was uploaded.
     assert UploadedImage.objects.count() == rows
-    assert media_files(settings) == files
+    assert stored_files() == files
     assert len(uploaded_signals) == signals
 
     # The upload it stands in for gives the same image as a duplicate.
@@ -91,8 +81,8 @@ def test_lookup_answers_what_an_upload_would_answer(alice, settings, uploaded_si
 def test_lookup_never_reveals_another_users_image(alice, bob):
     data = jpeg_bytes((96, 64), seed=302)
     services.upload_images([upload(data)], owner=alice)
-    bobs = lookup(login(bob), data)
-    unknown = lookup(login(bob), jpeg_bytes((96, 64), seed=303))
+    bobs = lookup(logged_in(bob), data)
+    unknown = lookup(logged_in(bob), jpeg_bytes((96, 64), seed=303))
     assert (bobs.status_code, bobs.content) == (unknown.status_code, unknown.content) == (204, b"")
 
 
@@ -100,14 +90,14 @@ def test_lookup_in_the_global_scope_finds_the_shared_image(alice, bob, settings)
     settings.IMAGE_SYNC = {"DEDUP_SCOPE": "global"}
     data = jpeg_bytes((96, 64), seed=304)
     [outcome] = services.upload_images([upload(data)], owner=alice)
-    response = lookup(login(bob), data)
+    response = lookup(logged_in(bob), data)
     assert response.status_code == 200
     assert (response.json()["id"], response.json()["duplicate"]) == (outcome.image.pk, True)
 
 
 @pytest.mark.parametrize("digest", ["", "abc", "g" * 64, "0" * 63, "0" * 65])
 def test_lookup_with_a_malformed_digest_is_400(alice, digest):
-    response = login(alice).get(LOOKUP, {"sha256": digest})
+    response = logged_in(alice).get(LOOKUP, {"sha256": digest})
     assert response.status_code == 400
     [error] = response.json()["errors"]["__all__"]
     assert error["code"] == "bad_request"
@@ -122,24 +112,22 @@ def test_lookup_needs_a_login_like_every_api_call(client, alice):
     assert response.json()["errors"]["__all__"][0]["code"] == "auth"
 
 
-def test_owner_deletes_through_the_confirmation_page(
-    alice, settings, django_capture_on_commit_callbacks
-):
+def test_owner_deletes_through_the_confirmation_page(alice, django_capture_on_commit_callbacks):
     [outcome] = services.upload_images([upload(jpeg_bytes((96, 64), seed=306))], owner=alice)
     pk = outcome.image.pk
     assert services.process_image(pk) == "done"
-    client = login(alice)
+    client = logged_in(alice)
     assert f'href="/images/{pk}/delete/"' in client.get(f"/images/{pk}/").content.decode()
     page = client.get(f"/images/{pk}/delete/")
     assert page.status_code == 200
     assert b'method="post"' in page.content
-    assert media_files(settings)  # the original and its outputs
+    assert stored_files()  # the original and its outputs
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/images/{pk}/delete/")
     assert (response.status_code, response["Location"]) == (302, "/images/")
     assert not UploadedImage.objects.filter(pk=pk).exists()
-    assert media_files(settings) == []
+    assert stored_files() == []
     messages = [str(m) for m in client.get("/images/").context["messages"]]
     assert messages == ["photo.jpg was deleted."]
 
@@ -147,7 +135,7 @@ def test_owner_deletes_through_the_confirmation_page(
 def test_nobody_else_may_delete(alice, bob, settings):
     [outcome] = services.upload_images([upload(jpeg_bytes((96, 64), seed=307))], owner=alice)
     pk = outcome.image.pk
-    bob_client = login(bob)
+    bob_client = logged_in(bob)
     # Owner scope: to Bob the image does not exist.
     assert bob_client.get(f"/images/{pk}/delete/").status_code == 404
     assert bob_client.post(f"/images/{pk}/delete/").status_code == 404
@@ -166,21 +154,19 @@ def test_a_user_with_the_delete_permission_may_delete_any_visible_image(alice, b
     settings.IMAGE_SYNC = {"DEDUP_SCOPE": "global"}
     [outcome] = services.upload_images([upload(jpeg_bytes((96, 64), seed=308))], owner=alice)
     bob.user_permissions.add(Permission.objects.get(codename="delete_uploadedimage"))
-    response = login(bob).delete(f"/api/images/{outcome.image.pk}/")
+    response = logged_in(bob).delete(f"/api/images/{outcome.image.pk}/")
     assert response.status_code == 204
     assert not UploadedImage.objects.filter(pk=outcome.image.pk).exists()
 
 
-def test_api_delete_by_the_owner_removes_row_and_files(
-    alice, settings, django_capture_on_commit_callbacks
-):
+def test_api_delete_by_the_owner_removes_row_and_files(alice, django_capture_on_commit_callbacks):
     [outcome] = services.upload_images([upload(jpeg_bytes((96, 64), seed=309))], owner=alice)
-    assert media_files(settings)
+    assert stored_files()
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(alice).delete(f"/api/images/{outcome.image.pk}/")
+        response = logged_in(alice).delete(f"/api/images/{outcome.image.pk}/")
     assert (response.status_code, response.content) == (204, b"")
     assert not UploadedImage.objects.exists()
-    assert media_files(settings) == []
+    assert stored_files() == []
 
 
 def test_visitors_are_sent_to_log_in_and_the_api_answers_them_401(client, settings):

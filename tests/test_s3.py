@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from django_image_sync import queue
 from django_image_sync.models import UploadedImage, original_name
 from django_image_sync.storage import image_storage
 from tests.conftest import service_unavailable
 from tests.images import jpeg_bytes, upload
+from tests.support.clients import logged_in
 from tests.support.processes import free_port
 
 boto3 = pytest.importorskip("boto3", reason="boto3 comes with django-storages[s3] (test extra)")
@@ -103,12 +103,6 @@ class Requests(list[tuple[str, str]]):
     def record(self, request: Any, **kwargs: Any) -> None:
         path = request.url.split("?", 1)[0]
         self.append((request.method, path.split(f"/{BUCKET}/", 1)[-1]))
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_a_new_upload_is_one_put_and_one_check_after_commit(

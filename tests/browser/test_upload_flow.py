@@ -74,13 +74,13 @@ def wait_for_states(page: Any, expected: list[str], timeout: float = 60_000) -> 
     )
 
 
-def drop(page: Any, files: list[dict[str, Any]], target: str = "h1") -> None:
-    """Drop ``files`` on an element of the page, as a drag from the desktop does."""
+def data_transfer(page: Any, files: list[dict[str, Any]]) -> Any:
+    """A ``DataTransfer`` in the page holding ``files``, as a drag or a copy makes."""
     encoded = [
         {"name": f["name"], "type": f["mimeType"], "data": base64.b64encode(f["buffer"]).decode()}
         for f in files
     ]
-    transfer = page.evaluate_handle(
+    return page.evaluate_handle(
         """(files) => {
           const transfer = new DataTransfer();
           for (const f of files) {
@@ -91,6 +91,11 @@ def drop(page: Any, files: list[dict[str, Any]], target: str = "h1") -> None:
         }""",
         encoded,
     )
+
+
+def drop(page: Any, files: list[dict[str, Any]], target: str = "h1") -> None:
+    """Drop ``files`` on an element of the page, as a drag from the desktop does."""
+    transfer = data_transfer(page, files)
     for event in ("dragenter", "dragover", "drop"):
         page.dispatch_event(target, event, {"dataTransfer": transfer})
 
@@ -117,26 +122,31 @@ def photo_or(path: Any, seed: int) -> bytes:
     return path.read_bytes() if path.is_file() else jpeg_bytes((480, 320), seed=seed, quality=95)
 
 
-def paste(page: Any, files: list[dict[str, Any]]) -> None:
-    """Paste ``files`` into the page, as Ctrl+V of a copied screenshot does."""
-    encoded = [
-        {"name": f["name"], "type": f["mimeType"], "data": base64.b64encode(f["buffer"]).decode()}
-        for f in files
-    ]
+def paste(page: Any, files: list[dict[str, Any]], target: str = "body") -> None:
+    """Paste ``files`` into an element of the page, as Ctrl+V of a copied screenshot does."""
     page.evaluate(
-        """(files) => {
-          const transfer = new DataTransfer();
-          for (const f of files) {
-            const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
-            transfer.items.add(new File([bytes], f.name, { type: f.type }));
-          }
-          const event = new ClipboardEvent("paste", {
-            clipboardData: transfer, bubbles: true, cancelable: true,
-          });
-          document.body.dispatchEvent(event);
-        }""",
-        encoded,
+        """([transfer, target]) => document.querySelector(target).dispatchEvent(
+             new ClipboardEvent("paste",
+               { clipboardData: transfer, bubbles: true, cancelable: true }))""",
+        [data_transfer(page, files), target],
     )
+
+
+def fail_once(page: Any, url: Any, answer: Callable[[Any], None], method: str = "") -> list[str]:
+    """The first request of ``method`` (any, if empty) to ``url`` gets ``answer(route)``;
+    every other one goes to the server. For a network failure or a 5xx, once.
+    Returns the URLs answered so (one, once it happened)."""
+    answered: list[str] = []
+
+    def handle(route: Any) -> None:
+        if not answered and (not method or route.request.method == method):
+            answered.append(route.request.url)
+            answer(route)
+        else:
+            route.continue_()
+
+    page.route(url, handle)
+    return answered
 
 
 def mark_window(page: Any) -> None:
@@ -438,16 +448,7 @@ def test_a_network_failure_offers_a_retry(
     allow_console_errors(r"ERR_CONNECTION_RESET")
     page = make_page(user=alice)
     page.goto(UPLOAD)
-    failures = {"left": 1}
-
-    def flaky(route: Any) -> None:
-        if route.request.method == "POST" and failures["left"]:
-            failures["left"] -= 1
-            route.abort("connectionreset")
-        else:
-            route.continue_()
-
-    page.route(API_LIST, flaky)
+    fail_once(page, API_LIST, lambda route: route.abort("connectionreset"), method="POST")
     page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=409), "x.jpg")])
     wait_for_states(page, ["ready"])
     page.click(".image-sync-submit")
@@ -590,12 +591,7 @@ def test_a_pasted_image_is_added_but_not_text_pasted_into_a_field(
                    input.id = "search"; document.body.appendChild(input); }"""
     )
     page.focus("#search")
-    page.evaluate(
-        """() => { const transfer = new DataTransfer();
-                   transfer.items.add(new File(["x"], "other.png", { type: "image/png" }));
-                   document.getElementById("search").dispatchEvent(new ClipboardEvent("paste",
-                     { clipboardData: transfer, bubbles: true, cancelable: true })); }"""
-    )
+    paste(page, [payload(b"x", "other.png", "image/png")], target="#search")
     expect(page.locator(ITEMS)).to_have_count(1)
 
 
@@ -635,22 +631,17 @@ def test_a_server_error_while_following_the_status_does_not_stop_it(
 ) -> None:
     allow_console_errors(r"status of 503")
     page = make_page(user=alice)
-    failures = {"left": 1}
-
-    def flaky(route: Any) -> None:
-        if failures["left"]:
-            failures["left"] -= 1
-            route.fulfill(status=503, body="restarting")
-        else:
-            route.continue_()
-
-    page.route(re.compile(r"/api/images/\d+/$"), flaky)
+    answered = fail_once(
+        page,
+        re.compile(r"/api/images/\d+/$"),
+        lambda route: route.fulfill(status=503, body="restarting"),
+    )
     page.goto(UPLOAD)
     page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=417), "b.jpg")])
     wait_for_states(page, ["ready"])
     page.click(".image-sync-submit")
     wait_for_states(page, ["done"])
-    assert failures["left"] == 0
+    assert len(answered) == 1
 
 
 @pytest.mark.parametrize("language", ["en", "de", "fr"])
@@ -678,7 +669,6 @@ def test_storage_unavailable_shows_the_servers_words_and_a_retry(
     allow_console_errors(r"status of 503")
     page = make_page(user=alice)
     page.goto(UPLOAD)
-    answered = {"left": 1}
     body = {
         "errors": {
             "__all__": [
@@ -692,19 +682,17 @@ def test_storage_unavailable_shows_the_servers_words_and_a_retry(
         }
     }
 
-    def unavailable_once(route: Any) -> None:
-        if route.request.method == "POST" and answered["left"]:
-            answered["left"] -= 1
-            route.fulfill(
-                status=503,
-                headers={"Retry-After": "30"},
-                content_type="application/json",
-                body=json.dumps(body),
-            )
-        else:
-            route.continue_()
-
-    page.route(API_LIST, unavailable_once)
+    fail_once(
+        page,
+        API_LIST,
+        lambda route: route.fulfill(
+            status=503,
+            headers={"Retry-After": "30"},
+            content_type="application/json",
+            body=json.dumps(body),
+        ),
+        method="POST",
+    )
     page.set_input_files("input[name=images]", [payload(jpeg_bytes((96, 64), seed=418), "s.jpg")])
     wait_for_states(page, ["ready"])
     page.click(".image-sync-submit")
