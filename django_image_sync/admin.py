@@ -45,6 +45,8 @@ class UploadedImageAdmin(admin.ModelAdmin):
         "status",
         "failure",
         "attempts",
+        "retry_at",
+        "retrying_since",
         "width",
         "height",
         "format",

@@ -157,6 +157,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         "MAX_ATTEMPTS",
         "MAX_JPEG_SCANS",
         "PROCESSING_TIME_LIMIT",
+        "RETRY_HORIZON",
     ):
         value = conf.get(key)
         if not _is_positive_int(value):

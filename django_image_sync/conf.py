@@ -58,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JPEG_SCANS": 100,
     # Seconds a worker may spend on one image before it is marked failed.
     "PROCESSING_TIME_LIMIT": 120,
+    # Seconds an image keeps being tried again after temporary failures
+    # (storage or database down) before it is marked failed; meanwhile it
+    # waits "pending" with its last error, and the sweeper queues it again.
+    "RETRY_HORIZON": 60 * 60 * 24,
     # Besides the main output, a copy at each of these widths narrower than it
     # (same aspect ratio, never upscaled); () for none.
     "RENDITION_WIDTHS": (480, 960, 1440),

@@ -150,6 +150,11 @@ class UploadedImage(models.Model):
     error_code = models.CharField(_("error code"), max_length=32, blank=True)
     error_params = models.JSONField(_("error figures"), default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(_("processing attempts"), default=0)
+    # After temporary failures outlasted the task's own retries: when the
+    # sweeper queues the image again, and since when it has been failing
+    # (RETRY_HORIZON counts from there).
+    retry_at = models.DateTimeField(_("next try"), null=True, blank=True, editable=False)
+    retrying_since = models.DateTimeField(_("failing since"), null=True, blank=True, editable=False)
     width = models.PositiveIntegerField(_("width"))
     height = models.PositiveIntegerField(_("height"))
     format = models.CharField(_("format"), max_length=10)
@@ -195,6 +200,8 @@ class UploadedImage(models.Model):
         )
         indexes = (
             models.Index(fields=("status", "updated"), name="image_sync_status_updated"),
+            # The sweeper's images waiting for their next try.
+            models.Index(fields=("retry_at",), name="image_sync_retry_at"),
             # Every row of one content: twins, and whether a stored file is
             # still referenced (files.is_referenced).
             models.Index(fields=("sha256",), name="image_sync_sha256"),

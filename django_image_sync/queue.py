@@ -11,12 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
@@ -136,27 +137,50 @@ def _publish_pool(app: Any) -> Any:
 # the sweeper; keep it above the task time limit.
 DEFAULT_SWEEP_AGE = 600
 
+# An image whose temporary failures outlasted the task's retries waits this
+# long before the sweeper queues it again: as long as it has been failing so
+# far, so the waits double, within these bounds (seconds). The sweeper's own
+# schedule (every 5 minutes in celery_config.RECOMMENDED) rounds them up.
+RETRY_LATER_MIN = 60
+RETRY_LATER_MAX = 60 * 60
+
+
+def retry_later_delay(failing_for: float, horizon: float) -> float:
+    """Seconds until the next try of an image failing for ``failing_for`` seconds;
+    never past the end of ``horizon``, where its last try happens."""
+    delay = min(RETRY_LATER_MAX, max(RETRY_LATER_MIN, failing_for))
+    return max(0.0, min(delay, horizon - failing_for))
+
+
+def _due(now: datetime, cutoff: datetime) -> Q:
+    # Waiting for its next try and due; or left behind (no next try set) too long.
+    return Q(retry_at__lte=now) | Q(retry_at__isnull=True, updated__lt=cutoff)
+
 
 def sweep(older_than: float, *, limit: int = 500) -> list[int]:
-    """Queue again the images left ``pending`` or ``processing`` too long.
+    """Queue again the images waiting for their next try, and those left behind.
 
-    ``pending`` rows whose publish never reached the broker, and
-    ``processing`` rows whose worker died, older than ``older_than`` seconds
-    (keep it above the task time limit so a live worker is not raced).
-    Returns the ids queued.
+    Waiting: ``pending`` rows whose temporary failures outlasted the task's
+    retries (``retry_at`` is due). Left behind: ``pending`` rows whose publish
+    never reached the broker, and ``processing`` rows whose worker died, older
+    than ``older_than`` seconds (keep it above the task time limit so a live
+    worker is not raced). Returns the ids queued.
     """
-    cutoff = timezone.now() - timedelta(seconds=older_than)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=older_than)
+    due = _due(now, cutoff)
     stale = list(
-        UploadedImage.objects.filter(
-            status__in=(Status.PENDING, Status.PROCESSING), updated__lt=cutoff
-        )
+        UploadedImage.objects.filter(due, status__in=(Status.PENDING, Status.PROCESSING))
         .order_by("updated")
         .values_list("pk", flat=True)[:limit]
     )
     queued = []
     for pk in stale:
-        # Touch the row first so the next sweep does not queue it again at once.
-        UploadedImage.objects.filter(pk=pk, updated__lt=cutoff).update(updated=timezone.now())
+        # Touch the row first so the next sweep does not queue it again at once;
+        # should this publish be lost, it is left behind and swept after ``older_than``.
+        touched = UploadedImage.objects.filter(due, pk=pk)
+        if not touched.update(updated=timezone.now(), retry_at=None):
+            continue
         if enqueue_resize(pk):
             queued.append(pk)
     return queued
@@ -167,7 +191,14 @@ def reprocess(images: Iterable[UploadedImage]) -> int:
     count = 0
     for image in images:
         if UploadedImage.objects.transition(
-            image.pk, Status.PENDING, error="", error_code="", error_params={}, attempts=0
+            image.pk,
+            Status.PENDING,
+            error="",
+            error_code="",
+            error_params={},
+            attempts=0,
+            retry_at=None,
+            retrying_since=None,
         ):
             transaction.on_commit(partial(enqueue_resize, image.pk, force=True), robust=True)
             count += 1

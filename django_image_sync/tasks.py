@@ -10,7 +10,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import queue, results, worker
+from . import failures, queue, results, worker
 from .files import TransientError
 
 logger = logging.getLogger("django_image_sync")
@@ -44,7 +44,7 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
         _, soft = self.request.timelimit or (None, None)
         setting = "PROCESSING_TIME_LIMIT" if soft else "task_soft_time_limit"
         soft = soft or self.app.conf.task_soft_time_limit
-        return worker.fail_image(
+        return failures.fail_image(
             image_id,
             f"resizing took longer than {soft:g} s, the limit for one image ({setting}); "
             "the file costs more to decode than any photo should",
@@ -53,13 +53,9 @@ def resize_image(self: Any, image_id: int, force: bool = False) -> str:
         )
     except TransientError as exc:
         if self.request.retries >= self.max_retries:
-            tries = self.max_retries + 1
-            return worker.fail_image(
-                image_id,
-                f"gave up after {tries} tries: {exc}",
-                code="retries",
-                params={"count": tries, "detail": str(exc)},
-            )
+            # Storage or database still down: the image waits for the sweeper,
+            # which tries it again with growing delays (RETRY_HORIZON).
+            return failures.retry_later(image_id, str(exc))
         delay = min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**self.request.retries)
         countdown = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter
         logger.info("django-image-sync: image %s retry in %.0f s: %s", image_id, countdown, exc)

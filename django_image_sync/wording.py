@@ -9,11 +9,14 @@ them for whoever reads them now, with sizes in KB/MB and pixels in megapixels.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.text import get_text_list
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -195,6 +198,15 @@ def failure_message(code: str, params: dict[str, Any], fallback: str) -> str:
             "gave up after %(count)s tries: %(detail)s",
             params["count"],
         ) % {"count": number_format(params["count"]), "detail": params.get("detail", "")}
+    if code == "retrying":
+        return _("trying again automatically after a temporary failure: %(detail)s") % {
+            "detail": params.get("detail", "")
+        }
+    if code == "horizon" and "seconds" in params:
+        return _("gave up after trying for %(duration)s: %(detail)s") % {
+            "duration": duration(params["seconds"]),
+            "detail": params.get("detail", ""),
+        }
     if code == "time_limit" and "seconds" in params:
         return _(
             "resizing took longer than %(seconds)s s, the limit for one image (%(setting)s); "
@@ -203,3 +215,9 @@ def failure_message(code: str, params: dict[str, Any], fallback: str) -> str:
     if code == "unprocessable":
         return _("the image cannot be processed: %(detail)s") % {"detail": params.get("detail", "")}
     return fallback
+
+
+def duration(seconds: float) -> str:
+    """A span of time as Django's ``timesince`` words it ("1 day, 2 hours")."""
+    now = timezone.now()
+    return timesince(now - timedelta(seconds=float(seconds)), now)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -13,9 +12,10 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from . import conf, files, processing, queue, results
+from .failures import Failure, fail_image
 from .files import TransientError
 from .models import Status, UploadedImage, main_size, output_entries, resized_name
-from .signals import image_failed, image_processed
+from .signals import image_processed
 from .storage import image_storage
 
 logger = logging.getLogger("django_image_sync")
@@ -88,7 +88,14 @@ def process_image(image_id: int, *, force: bool = False) -> str:
 def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
     """Move the row to ``done`` with ``result``; delete what it no longer refers to."""
     moved = UploadedImage.objects.transition(
-        image.pk, Status.DONE, error="", error_code="", error_params={}, **_fields(result)
+        image.pk,
+        Status.DONE,
+        error="",
+        error_code="",
+        error_params={},
+        retry_at=None,
+        retrying_since=None,
+        **_fields(result),
     )
     if not _tidy_after(image, result, moved=moved):
         return "skipped"
@@ -325,38 +332,3 @@ def _over_budget(data: bytes, spec: processing.ResizeSpec) -> processing.ImagePr
         if problem.code in ("max_decode_memory", "max_jpeg_scans", "max_pixels"):
             return problem
     return None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why an image cannot be processed: English for logs, a code and figures
-    for people (``UploadedImage.error_text`` words them in their language)."""
-
-    message: str
-    code: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def fail_image(
-    image_id: int, error: str, *, code: str = "", params: dict[str, Any] | None = None
-) -> str:
-    """Mark an image failed with a readable error and tell the site.
-
-    ``error`` is English, for logs and the ``image_failed`` signal; ``code``
-    and ``params`` let pages say the same in the reader's language.
-
-    Outputs that earlier attempts wrote and no row refers to are deleted: an
-    image that failed for good leaves no file but its original behind.
-    """
-    failed = UploadedImage.objects.transition(
-        image_id, Status.FAILED, error=error[:2000], error_code=code, error_params=params or {}
-    )
-    if failed:
-        logger.warning("django-image-sync: image %s failed: %s", image_id, error)
-        image = UploadedImage.objects.get(pk=image_id)
-        plan = conf.output_plan()
-        planned = output_entries(image.sha256, plan, main_size(image, plan))
-        files.delete_unreferenced([entry["name"] for entry in planned])
-        image_failed.send(sender=UploadedImage, image=image, error=image.error)
-        return Status.FAILED
-    return "skipped"

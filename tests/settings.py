@@ -164,6 +164,14 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
     # A storage that fails on demand.
     STORAGES["flaky"] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
     IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": "flaky"}
+if os.environ.get("IMAGE_SYNC_TEST_SWEEP_EVERY"):
+    # A worker started with an embedded beat (-B) that sweeps this often, in seconds.
+    CELERY_BEAT_SCHEDULE = {
+        "django-image-sync-sweep": {
+            "task": "django_image_sync.sweep",
+            "schedule": float(os.environ["IMAGE_SYNC_TEST_SWEEP_EVERY"]),
+        }
+    }
 if os.environ.get("IMAGE_SYNC_TEST_BACKEND"):
     # A worker on another processing backend (tests/test_decode_budget.py).
     IMAGE_SYNC = {**IMAGE_SYNC, "BACKEND": os.environ["IMAGE_SYNC_TEST_BACKEND"]}

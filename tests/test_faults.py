@@ -183,9 +183,9 @@ def start_worker(private_redis, tmp_path) -> Iterator:
     """Start real Celery workers on the private broker; all stopped (and killed) after."""
     workers: list[FaultWorker] = []
 
-    def start(**env: str) -> FaultWorker:
+    def start(*, beat: bool = False, **env: str) -> FaultWorker:
         log = tmp_path / f"worker-{len(workers) + 1}.log"
-        worker = FaultWorker(log, private_redis.url, env)
+        worker = FaultWorker(log, private_redis.url, env, beat=beat)
         workers.append(worker)
         return worker.start()
 
@@ -566,7 +566,7 @@ def test_worker_retries_a_storage_failure_after_a_backoff(start_worker):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_worker_gives_up_on_a_storage_that_keeps_failing(start_worker):
+def test_after_its_retries_an_image_waits_for_the_sweeper_with_its_error(start_worker):
     # Shorter delays (the worker's RETRY_BASE_DELAY is set from the environment)
     # so that the whole chain, MAX_RETRIES retries, fits in a test.
     base = 0.4
@@ -576,16 +576,24 @@ def test_worker_gives_up_on_a_storage_that_keeps_failing(start_worker):
     arm("save", "always")
     image = upload_one(jpeg_bytes((1200, 900), seed=353))
 
-    failed = wait_for_status(image.pk, FINAL, WORKER_WAIT)
-
     tries = tasks.MAX_RETRIES + 1
-    assert failed.status == Status.FAILED
-    assert failed.error.startswith(
-        f"gave up after {tries} tries: cannot store the resized file image_sync/resized/"
-    ), failed.error
-    assert "flaky storage: injected save failure" in failed.error
-    assert failed.attempts == tries
-    assert not failed.resized
+    wait_until(lambda: finished_runs(worker, 1), WORKER_WAIT, "the retry chain to end")
+    waiting = fresh(image.pk)
+
+    # Not failed: pending again, with the last error visible and its next try set.
+    assert waiting.status == Status.PENDING
+    assert waiting.error_code == "retrying"
+    assert waiting.error.startswith(
+        "trying again automatically after a temporary failure: "
+        "cannot store the resized file image_sync/resized/"
+    ), waiting.error
+    assert "flaky storage: injected save failure" in waiting.error_text
+    assert waiting.attempts == 0  # MAX_ATTEMPTS bounds crashes, not outages
+    assert waiting.retrying_since is not None
+    assert waiting.retry_at is not None
+    wait = (waiting.retry_at - waiting.retrying_since).total_seconds()
+    assert wait == pytest.approx(queue.RETRY_LATER_MIN, abs=1)
+    assert not waiting.resized
     assert stored_files("resized") == []
     # Backoff: retry n waits between half and all of base * 2**n (the rest is jitter).
     countdowns = retry_countdowns(worker)
@@ -596,7 +604,96 @@ def test_worker_gives_up_on_a_storage_that_keeps_failing(start_worker):
     assert len(times) == tries
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert all(gap >= countdown - 0.05 for gap, countdown in zip(gaps, countdowns, strict=True))
-    assert finished_runs(worker, 1) == [Status.FAILED]
+    assert finished_runs(worker, 1) == [Status.PENDING]
+    assert signalled("failed", image.pk) == 0
+    # Not queued again before its time: the sweeper skips it (and a row this
+    # fresh is not "left behind" either).
+    assert queue.sweep(older_than=queue.DEFAULT_SWEEP_AGE) == []
+
+
+def chains(pk: int) -> list[list[float]]:
+    """Claim times of image ``pk``, one list per run of the task with its retries
+    (the count of attempts starts over when the image waits for the sweeper)."""
+    runs: list[list[float]] = []
+    for attempt, _, at in claims(pk):
+        if attempt == 1 or not runs:
+            runs.append([])
+        runs[-1].append(at)
+    return runs
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_images_outlast_a_long_storage_outage_and_finish_by_themselves(start_worker):
+    # The worker runs the sweeper (beat, every 0.5 s); the task's retry window is
+    # about 0.3 + 0.6 + 1.2 s, the sweeper's first wait 1 s, then as long as the
+    # image has been failing. Storage stays down until every image was queued
+    # again by the sweeper twice, many times the task's retry window.
+    worker = start_worker(
+        beat=True,
+        IMAGE_SYNC_TEST_STORAGE="flaky",
+        IMAGE_SYNC_TEST_RETRY_BASE_DELAY="0.3",
+        IMAGE_SYNC_TEST_RETRY_LATER_MIN="1",
+        IMAGE_SYNC_TEST_SWEEP_EVERY="0.5",
+    )
+    arm("save", "always")
+    images = [upload_one(jpeg_bytes((900, 600), seed=360 + i), f"outage-{i}.jpg") for i in range(3)]
+
+    wait_until(
+        lambda: all(len(chains(image.pk)) >= 3 for image in images),
+        WORKER_WAIT,
+        "the sweeper to queue every image again twice",
+    )
+    during = [fresh(image.pk) for image in images]
+    assert all(image.status in (Status.PENDING, Status.PROCESSING) for image in during)
+    assert stored_files("resized") == []
+    arm("save", 0)  # storage is back
+
+    done = [wait_for_status(image.pk, FINAL, WORKER_WAIT) for image in images]
+
+    for image in done:
+        assert image.status == Status.DONE, image.error
+        assert (image.error, image.error_code, image.retry_at, image.retrying_since) == (
+            "",
+            "",
+            None,
+            None,
+        )
+        assert signalled("processed", image.pk) == 1
+        assert signalled("failed", image.pk) == 0
+        # Growing waits between one run's last try and the next run's first.
+        runs = chains(image.pk)
+        waits = [later[0] - earlier[-1] for earlier, later in itertools.pairwise(runs)]
+        assert waits[1] > waits[0] >= 1 - 0.1, waits
+    assert stored_files("resized") == sorted(n for image in done for n in image.output_names())
+    assert "Traceback" not in worker.output()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_an_image_failing_past_the_retry_horizon_fails_and_leaves_no_output(start_worker):
+    start_worker(
+        beat=True,
+        IMAGE_SYNC_TEST_STORAGE="flaky",
+        IMAGE_SYNC_TEST_RETRY_BASE_DELAY="0.2",
+        IMAGE_SYNC_TEST_RETRY_LATER_MIN="0.5",
+        IMAGE_SYNC_TEST_SWEEP_EVERY="0.5",
+        IMAGE_SYNC_TEST_OVERRIDES='{"RETRY_HORIZON": 2}',
+    )
+    arm("save", "always")
+    image = upload_one(jpeg_bytes((900, 600), seed=364))
+
+    failed = wait_for_status(image.pk, FINAL, WORKER_WAIT)
+
+    assert failed.status == Status.FAILED
+    assert failed.error_code == "horizon"
+    assert failed.error.startswith("gave up after trying for "), failed.error
+    assert "(RETRY_HORIZON): cannot store the resized file" in failed.error
+    assert failed.error_params["seconds"] >= 2
+    assert failed.error_text.startswith("gave up after trying for 0\xa0minutes: cannot store")
+    assert len(chains(image.pk)) >= 2  # it did wait for the sweeper first
+    assert failed.retry_at is None
+    assert stored_files("resized") == []
     assert signalled("failed", image.pk) == 1
 
 

@@ -447,6 +447,12 @@ def test_a_worker_failure_is_shown_in_the_readers_language(alice, alice_client, 
     [
         ("attempts", {"count": 5}, "gave up after 5 attempts"),
         ("retries", {"count": 4, "detail": "boom"}, "gave up after 4 tries: boom"),
+        (
+            "retrying",
+            {"detail": "boom"},
+            "trying again automatically after a temporary failure: boom",
+        ),
+        ("horizon", {"seconds": 86_400, "detail": "x"}, "gave up after trying for 1\xa0day: x"),
         ("unprocessable", {"detail": "bad Huffman"}, "the image cannot be processed: bad Huffman"),
         ("unknown-code", {}, "the stored text"),
     ],

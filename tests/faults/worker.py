@@ -21,7 +21,17 @@ _names = itertools.count(1)
 class FaultWorker(WorkerProcess):
     stop_timeout = 10
 
-    def __init__(self, log_path: Path, redis_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        redis_url: str,
+        env: dict[str, str] | None = None,
+        *,
+        beat: bool = False,
+    ) -> None:
+        # ``beat``: run Celery beat inside the worker (-B), with the schedule of
+        # IMAGE_SYNC_TEST_SWEEP_EVERY, its state file beside the log.
+        beat_args = ("-B", "-s", str(log_path.with_suffix(".beat"))) if beat else ()
         super().__init__(
             log_path,
             env={
@@ -30,6 +40,7 @@ class FaultWorker(WorkerProcess):
                 **(env or {}),
             },
             name=f"image-sync-faults-{settings.RUN_ID}-{next(_names)}",
+            extra_args=beat_args,
         )
         self.redis_url = redis_url
 

@@ -11,7 +11,9 @@ patches itself when it starts (``worker_process_init``):
 * an image whose uploaded name contains ``slow`` takes
   ``IMAGE_SYNC_TEST_SLOW_SECONDS`` (default 3) longer to resize;
 * ``IMAGE_SYNC_TEST_RETRY_BASE_DELAY`` (seconds) replaces the task's retry
-  base delay, so a retry chain fits in a test.
+  base delay, so a retry chain fits in a test, and
+  ``IMAGE_SYNC_TEST_RETRY_LATER_MIN`` the shortest wait for the sweeper's next
+  try after the chain (``queue.RETRY_LATER_MIN``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tests.faults import record
 
 
 def _patch_pool_process(**kwargs: Any) -> None:
-    from django_image_sync import tasks, worker
+    from django_image_sync import queue, tasks, worker
     from django_image_sync.models import UploadedImage
     from django_image_sync.processing.backends import pillow as pillow_backend
     from django_image_sync.signals import image_failed, image_processed
@@ -66,6 +68,9 @@ def _patch_pool_process(**kwargs: Any) -> None:
     delay = os.environ.get("IMAGE_SYNC_TEST_RETRY_BASE_DELAY")
     if delay:
         tasks.RETRY_BASE_DELAY = float(delay)
+    later = os.environ.get("IMAGE_SYNC_TEST_RETRY_LATER_MIN")
+    if later:
+        queue.RETRY_LATER_MIN = float(later)
     record(f"pool process {pid} ready")
 
 
