@@ -4,7 +4,7 @@ Ids in use (never reuse one): E001 STORAGE, E002 CACHE, E003 TARGET_SIZE,
 E004 ALLOWED_FORMATS, E005 OUTPUT_FORMAT, E006 QUALITY, E007 DEDUP_SCOPE,
 E008 positive integers, E009 BACKGROUND_COLOR, E010 IMAGE_SYNC type,
 E011 BACKEND, E012 MAX_DECODE_MEMORY, E013 RENDITION_WIDTHS, E014 RENDITION_FORMATS,
-E015 FORMAT_OPTIONS, E016 PLACEHOLDER, W001 unknown key, W002 MAX_DECODE_MEMORY
+E015 FORMAT_OPTIONS, E016 PLACEHOLDER, E017 OUTPUT_STORAGE, W001 unknown key, W002 MAX_DECODE_MEMORY
 too small for ordinary photos, W003 a backend of the site's own that makes no renditions.
 """
 
@@ -57,6 +57,18 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 _("IMAGE_SYNC['STORAGE'] is %(value)s, which is not a key of STORAGES.")
                 % {"value": repr(storage_alias)},
                 _("Use one of: %(choices)s.")
+                % {"choices": ", ".join(repr(a) for a in storages_setting)},
+            )
+        )
+
+    output_alias = conf.get("OUTPUT_STORAGE")
+    if output_alias is not None and output_alias not in storages_setting:
+        messages.append(
+            _error(
+                "E017",
+                _("IMAGE_SYNC['OUTPUT_STORAGE'] is %(value)s, which is not a key of STORAGES.")
+                % {"value": repr(output_alias)},
+                _("Use one of: %(choices)s, or None for the STORAGE alias.")
                 % {"choices": ", ".join(repr(a) for a in storages_setting)},
             )
         )

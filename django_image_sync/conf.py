@@ -25,8 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PIXELS": 50_000_000,
     # Formats accepted, decided by decoding the content (never by name or type).
     "ALLOWED_FORMATS": ("JPEG", "PNG"),
-    # Alias in STORAGES used for originals and resized files.
+    # Alias in STORAGES used for originals (and for resized files, unless
+    # OUTPUT_STORAGE names another).
     "STORAGE": "default",
+    # Alias in STORAGES for the resized files and renditions (None: STORAGE),
+    # so originals can stay private while outputs are public.
+    "OUTPUT_STORAGE": None,
     # Alias in CACHES used for resize results.
     "CACHE": "default",
     # How long a resize result stays cached, in seconds (None: until evicted).

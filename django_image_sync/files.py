@@ -16,7 +16,7 @@ from django.db.models import Q
 
 from . import results
 from .models import UploadedImage, name_sha256
-from .storage import image_storage
+from .storage import storage_for
 
 logger = logging.getLogger("django_image_sync")
 
@@ -46,7 +46,7 @@ def write_once(
     on local storages, so readers of the old file never see it missing.
     Object storages have no rename and need none: see ``_write_remote``.
     """
-    storage = image_storage
+    storage = storage_for(name)
     local_path = _local_path(name)
     if local_path is None:
         return _write_remote(name, content)
@@ -85,7 +85,7 @@ def _write_remote(name: str, content: IO[bytes] | File[Any]) -> bool:
     copy is removed and the call wrote nothing.
     """
     content.seek(0)
-    saved = image_storage.save(name, content)
+    saved = storage_for(name).save(name, content)
     if saved != name:
         delete_quietly(saved)
         return False
@@ -103,7 +103,7 @@ def remove_incoming(name: str) -> None:
         return
     directory, base = posixpath.split(name)
     try:
-        _, files = image_storage.listdir(directory)
+        _, files = storage_for(name).listdir(directory)
     except OSError:  # the folder does not exist yet
         return
     for candidate in files:
@@ -113,19 +113,19 @@ def remove_incoming(name: str) -> None:
 
 def still_stored(name: str) -> bool:
     try:
-        return bool(image_storage.exists(name))
+        return bool(storage_for(name).exists(name))
     except Exception as exc:
         raise TransientError(f"cannot check the stored file {name}: {exc}") from exc
 
 
 def is_remote() -> bool:
-    """Whether the storage has no local paths (S3 and other object storages)."""
+    """Whether the originals' storage has no local paths (S3 and other object storages)."""
     return _local_path("probe") is None
 
 
 def _local_path(name: str) -> str | None:
     try:
-        path: str = image_storage.path(name)
+        path: str = storage_for(name).path(name)
     except NotImplementedError:  # remote storages (S3, ...) write objects whole
         return None
     return path
@@ -139,7 +139,7 @@ def ensure_stored(name: str, content: IO[bytes] | File[Any], size: int) -> None:
     the file may have been deleted as unreferenced.
     """
     try:
-        if not image_storage.exists(name):
+        if not storage_for(name).exists(name):
             logger.warning("django-image-sync: restoring shared original %s", name)
             write_once(name, content, size)
     except Exception:
@@ -148,7 +148,7 @@ def ensure_stored(name: str, content: IO[bytes] | File[Any], size: int) -> None:
 
 def delete_quietly(name: str) -> None:
     try:
-        image_storage.delete(name)
+        storage_for(name).delete(name)
     except Exception:
         logger.exception("django-image-sync: could not delete stored file %s", name)
 

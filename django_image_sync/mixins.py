@@ -31,6 +31,7 @@ from django.views.generic.edit import FormMixin
 from . import conf, files, uploads
 from .forms import UploadForm
 from .models import UploadedImage
+from .storage import file_url
 
 logger = logging.getLogger("django_image_sync")
 
@@ -49,7 +50,7 @@ def image_json(image: UploadedImage, *, duplicate: bool = False) -> dict[str, An
         "height": image.height,
         "resized_width": image.resized_width,
         "resized_height": image.resized_height,
-        "original_url": image.original.url if image.original else None,
+        "original_url": file_url(str(image.original.name)) if image.original else None,
         "resized_url": image.resized_url,
         "renditions": [
             {

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .processing import FORMAT_MIME_TYPES, SPEC_KEY_LENGTH, RenditionPlan, fit_within
-from .storage import file_url, get_storage
+from .storage import file_url, get_output_storage, get_storage
 from .wording import failure_message
 
 
@@ -126,7 +126,7 @@ class UploadedImageQuerySet(models.QuerySet["UploadedImage"]):
 
 class UploadedImage(models.Model):
     original = models.FileField(_("original"), storage=get_storage, max_length=255)
-    resized = models.FileField(_("resized"), storage=get_storage, max_length=255, blank=True)
+    resized = models.FileField(_("resized"), storage=get_output_storage, max_length=255, blank=True)
     original_name = models.CharField(
         _("uploaded file name"),
         max_length=255,
@@ -224,7 +224,7 @@ class UploadedImage(models.Model):
     @property
     def resized_url(self) -> str | None:
         """URL of the resized file once processed, else None. No storage I/O."""
-        return self.resized.url if self.is_done else None
+        return file_url(str(self.resized.name)) if self.is_done else None
 
     @property
     def outputs(self) -> list[Rendition]:

@@ -16,7 +16,7 @@ from .failures import Failure, fail_image
 from .files import TransientError
 from .models import Status, UploadedImage, main_size, output_entries, resized_name
 from .signals import image_processed
-from .storage import image_storage
+from .storage import image_storage, output_storage
 
 logger = logging.getLogger("django_image_sync")
 
@@ -265,7 +265,7 @@ def _store(
             planned = output.planned
             name = resized_name(image.sha256, planned.key, planned.encoding.extension)
             if output.data is None:
-                size = int(have[name].get("size") or image_storage.size(name))
+                size = int(have[name].get("size") or output_storage.size(name))
             else:
                 if image.attempts > 1:
                     # An earlier attempt may have been killed while writing.

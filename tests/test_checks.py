@@ -105,6 +105,19 @@ def test_e001_default_storage_missing_from_storages():
     assert "'media'" in message.hint
 
 
+@pytest.mark.parametrize("alias", ["nope", "", "staticfile"])
+def test_e017_output_storage_alias_not_in_storages(alias):
+    message = only(messages_for(OUTPUT_STORAGE=alias), "E017")
+    assert repr(alias) in message.msg
+    assert "'default'" in message.hint
+
+
+def test_output_storage_none_or_an_alias_of_storages_is_accepted(settings):
+    settings.STORAGES = {**settings.STORAGES, "public": settings.STORAGES["default"]}
+    for alias in (None, "public", "default"):
+        assert not [m for m in messages_for(OUTPUT_STORAGE=alias) if m.id.endswith("E017")]
+
+
 @pytest.mark.parametrize("alias", ["nope", "", None])
 def test_e002_cache_alias_not_in_caches(alias):
     message = only(messages_for(CACHE=alias), "E002")
