@@ -331,7 +331,38 @@ def gallery_section(gallery: dict[str, Any]) -> tuple[str, list[Goal]]:
         ),
         Goal("5", "list API / plain <img> page", gallery["api"]["median"] / plain, 2.0, False),
     ]
+    urls = gallery.get("urls") or {}
+    if urls:
+        text += "\n\n" + url_cost_table(urls)
     return text, goals
+
+
+def url_cost_table(urls: dict[str, Any]) -> str:
+    """The gallery page and list API with each way of serving files from S3."""
+    per_page = int(urls["urls_per_page"])
+    local = urls["local files"]
+    rows = []
+    for mode, times in urls.items():
+        if not isinstance(times, dict):
+            continue
+        extra = (times["gallery"] - local["gallery"]) * 1000
+        rows.append(
+            [
+                mode,
+                f"{times['gallery'] * 1000:.2f}",
+                f"{times['api'] * 1000:.2f}",
+                f"{extra:+.2f}",
+                f"{extra * 1000 / per_page:+.1f}" if per_page else "-",
+            ]
+        )
+    table = _table(
+        ["files served as", "gallery ms", "list API ms", "gallery vs local ms", "per URL us"],
+        rows,
+    )
+    return (
+        f"URL cost per page ({per_page} output URLs on the gallery page; medians;"
+        f" storage requests sent while rendering: {urls['storage_requests']}):\n{table}"
+    )
 
 
 def workers_section(workers: dict[str, Any]) -> tuple[str, list[Goal]]:

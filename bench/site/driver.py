@@ -12,6 +12,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.site.settings")
 
@@ -19,6 +20,7 @@ import django
 
 django.setup()
 
+from django.conf import settings as django_settings  # noqa: E402
 from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.test import Client  # noqa: E402
 
@@ -78,7 +80,7 @@ def gallery(rows: int, repeats: int) -> dict[str, object]:
             start = time.perf_counter()
             client.get(url)
             times[name].append(time.perf_counter() - start)
-    return {
+    result: dict[str, object] = {
         name: {
             "median": statistics.median(values),
             "min": min(values),
@@ -86,6 +88,73 @@ def gallery(rows: int, repeats: int) -> dict[str, object]:
         }
         for name, values in times.items()
     }
+    result["urls"] = url_costs(client, repeats)
+    return result
+
+
+# How a site may serve the files on S3 (django-storages' S3Storage; its url()
+# makes no request, which the hook below checks): see docs/storage.md.
+_S3 = {
+    "BACKEND": "storages.backends.s3.S3Storage",
+    "OPTIONS": {
+        "bucket_name": "bench-images",
+        "region_name": "eu-central-1",
+        "access_key": "bench",
+        "secret_key": "bench-not-secret",
+    },
+}
+URL_MODES: dict[str, dict[str, Any]] = {
+    "local files": {},
+    "S3, public URLs": {"querystring_auth": False},
+    "S3, CDN (custom_domain)": {"querystring_auth": False, "custom_domain": "img.example.com"},
+    "S3, signed URLs": {"querystring_auth": True, "querystring_expire": 3600},
+}
+
+
+def url_costs(client: Client, repeats: int) -> dict[str, object]:
+    """The gallery page and the list API with each way of serving the files: the
+    cost of the page's URLs, and the requests the storage sent (none)."""
+    try:
+        import storages  # noqa: F401
+    except ImportError:
+        return {}
+    from django.test import override_settings
+
+    from django_image_sync.storage import image_storage
+
+    results: dict[str, object] = {}
+    settings_for = {}
+    for mode, options in URL_MODES.items():
+        if not options:
+            settings_for[mode] = override_settings()
+            continue
+        alias = {**_S3, "OPTIONS": {**_S3["OPTIONS"], **options}}
+        stores = {**django_settings.STORAGES, "bench-s3": alias}
+        image_sync = {**django_settings.IMAGE_SYNC, "STORAGE": "bench-s3"}
+        settings_for[mode] = override_settings(STORAGES=stores, IMAGE_SYNC=image_sync)
+    times: dict[str, dict[str, list[float]]] = {m: {"gallery": [], "api": []} for m in URL_MODES}
+    sent: list[str] = []
+    for _ in range(max(10, repeats // 2)):
+        for mode in URL_MODES:
+            with settings_for[mode]:
+                backend = image_storage.backend
+                if hasattr(backend, "connection") and not hasattr(backend, "_bench_hooked"):
+                    events = backend.connection.meta.client.meta.events
+                    events.register(
+                        "before-send.s3.*", lambda request, **kw: sent.append(request.url)
+                    )
+                    backend._bench_hooked = True
+                for page, url in (("gallery", "/images/"), ("api", "/api/images/")):
+                    start = time.perf_counter()
+                    response = client.get(url)
+                    times[mode][page].append(time.perf_counter() - start)
+                    assert response.status_code == 200, (mode, url, response.status_code)
+    urls_per_page = pages_count(client.get("/images/").content, b"/image_sync/resized/")
+    for mode in URL_MODES:
+        results[mode] = {page: statistics.median(values) for page, values in times[mode].items()}
+    results["urls_per_page"] = urls_per_page
+    results["storage_requests"] = len(sent)
+    return results
 
 
 def pages_count(body: bytes, needle: bytes) -> int:
