@@ -359,9 +359,17 @@ def url_cost_table(urls: dict[str, Any]) -> str:
         ["files served as", "gallery ms", "list API ms", "gallery vs local ms", "per URL us"],
         rows,
     )
+    signing = urls.get("sign_one_url")
+    note = (
+        f"\nSigning one URL with the storage's own url(): {signing * 1e6:.0f} us"
+        f" ({signing * 1e3 * per_page:.0f} ms for a page of {per_page}, were each signed"
+        " anew on every view; the app hands a signed URL out again for half its lifetime)."
+        if signing
+        else ""
+    )
     return (
         f"URL cost per page ({per_page} output URLs on the gallery page; medians;"
-        f" storage requests sent while rendering: {urls['storage_requests']}):\n{table}"
+        f" storage requests sent while rendering: {urls['storage_requests']}):\n{table}{note}"
     )
 
 
