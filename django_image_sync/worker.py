@@ -29,8 +29,9 @@ def claim(image_id: int) -> UploadedImage | None:
     attempts = image.attempts + 1
     # Conditional on the attempts we read: of two tasks claiming the same row at
     # once (a redelivery racing a retry), only one wins.
+    # A row waiting for the sweeper is no longer due once claimed (retry_at).
     claimed = UploadedImage.objects.filter(attempts=image.attempts).transition(
-        image_id, Status.PROCESSING, attempts=attempts
+        image_id, Status.PROCESSING, attempts=attempts, retry_at=None
     )
     if not claimed:
         return None

@@ -107,6 +107,45 @@ def test_sweep_queues_again_only_rows_left_behind(private_queue):
     assert UploadedImage.objects.get(pk=fresh.pk).status == Status.PENDING
 
 
+def test_sweep_queues_a_waiting_image_when_its_next_try_comes_and_not_before(private_queue):
+    waiting = stored_pending(73)
+    private_queue()
+    now = timezone.now()
+    # Waiting since long ago (so "left behind" by age), but its next try is later.
+    UploadedImage.objects.filter(pk=waiting.pk).update(
+        updated=now - timedelta(hours=2),
+        retry_at=now + timedelta(minutes=5),
+        retrying_since=now - timedelta(hours=2),
+    )
+    assert queue.sweep(600) == []
+    assert private_queue() == []
+
+    UploadedImage.objects.filter(pk=waiting.pk).update(retry_at=now - timedelta(seconds=1))
+    assert queue.sweep(600) == [waiting.pk]
+    [message] = private_queue()
+    assert body(message)[0] == [waiting.pk]
+    row = UploadedImage.objects.get(pk=waiting.pk)
+    # Queued once: no longer due, and fresh again for the "left behind" rule;
+    # it keeps counting its horizon from when it started failing.
+    assert row.retry_at is None
+    assert row.retrying_since == now - timedelta(hours=2)
+    assert queue.sweep(600) == []
+
+
+@pytest.mark.parametrize(
+    ("failing_for", "horizon", "wait"),
+    [
+        (0, 86400, queue.RETRY_LATER_MIN),  # the first wait
+        (300, 86400, 300),  # as long as it has been failing: the waits double
+        (5 * 3600, 86400, queue.RETRY_LATER_MAX),  # at most an hour
+        (86000, 86400, 400),  # never past the horizon: the last try is at its end
+        (90000, 86400, 0),
+    ],
+)
+def test_the_waits_after_temporary_failures_grow_within_their_bounds(failing_for, horizon, wait):
+    assert queue.retry_later_delay(failing_for, horizon) == wait
+
+
 def test_reprocess_starts_images_over_and_queues_them_after_commit(private_queue):
     image = stored_pending(73)
     private_queue()
