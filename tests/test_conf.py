@@ -17,6 +17,7 @@ DOCUMENTED = {
     "MAX_PIXELS": 50_000_000,
     "ALLOWED_FORMATS": ("JPEG", "PNG"),
     "STORAGE": "default",
+    "OUTPUT_STORAGE": None,
     "CACHE": "default",
     "CACHE_TIMEOUT": 60 * 60 * 24 * 30,
     "REQUIRE_AUTH": True,
