@@ -40,6 +40,16 @@ def claim(image_id: int) -> UploadedImage | None:
     return image
 
 
+# A run of the same image still holding its lock is let finish: a duplicate
+# delivery does not wait for it, beyond the moment it takes to notice that the
+# holder's process on this host is gone (results.lock frees such a lock).
+RUN_LOCK_WAIT = 0.2
+# Of two runs of one content (twin rows, on any hosts), the second waits this
+# long for the first to store its outputs, then reuses them. Well below
+# PROCESSING_TIME_LIMIT: past it, the second renders too.
+RENDER_LOCK_WAIT = 30.0
+
+
 def process_image(image_id: int, *, force: bool = False) -> str:
     """Run the worker path for one image. Returns the image's status afterwards.
 
@@ -48,17 +58,31 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     decoding. ``force`` skips both and writes every output again (used by
     "reprocess"). Raises :class:`TransientError` for failures worth a retry.
 
-    Decoding runs unlocked; writing the outputs and recording them in the row
-    run under the content's lock (``results.content_lock``), as does every
-    deletion of that content's unreferenced files, so neither undoes the other.
+    Once across hosts: a run holds the image's lock (``results.lock``, in the
+    shared cache) from its claim to its end, and a duplicate delivery of the
+    task meanwhile is skipped; a run that dies leaves the image to the
+    redelivery (same host) or the sweeper. One content is decoded by one run
+    at a time (its render lock), so twin rows are decoded once and each output
+    written once. Writing the outputs and recording them in the row run under
+    the content's lock (``results.content_lock``), as does every deletion of
+    that content's unreferenced files, so neither undoes the other.
     """
-    image = claim(image_id)
-    if image is None:
-        return "skipped"
+    hold = conf.get("PROCESSING_TIME_LIMIT") + queue.HARD_TIME_LIMIT_GRACE
+    with results.lock(f"image:{image_id}", wait=RUN_LOCK_WAIT, ttl=hold) as ours:
+        if not ours:
+            logger.info("django-image-sync: image %s is being processed elsewhere", image_id)
+            return "skipped"
+        image = claim(image_id)
+        if image is None:
+            return "skipped"
+        return _process(image, force=force, hold=hold)
+
+
+def _process(image: UploadedImage, *, force: bool, hold: float) -> str:
     max_attempts = conf.get("MAX_ATTEMPTS")
     if image.attempts > max_attempts:
         return fail_image(
-            image_id,
+            image.pk,
             f"gave up after {max_attempts} attempts",
             code="attempts",
             params={"count": max_attempts},
@@ -67,19 +91,22 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     plan = conf.output_plan()
     key = results.result_cache_key(image.sha256, plan.main)
     outcome = None
-    if not force:
-        with results.content_lock(image.sha256):
-            known = _known(image, plan, key)
-            if known is not None:
-                outcome = _finish(image, known)
-    if outcome is None:
-        made = _render(image, plan, force=force)
-        if isinstance(made, Failure):
-            return fail_image(image_id, made.message, code=made.code, params=made.params)
-        with results.content_lock(image.sha256):
-            result = _store(image, plan, *made, force=force)
-            results.remember(key, result)
-            outcome = _finish(image, result)
+    with results.lock(f"render:{image.sha256}", wait=RENDER_LOCK_WAIT, ttl=hold) as alone:
+        if not alone:
+            logger.warning("django-image-sync: content %s still rendering; going on", image.sha256)
+        if not force:
+            with results.content_lock(image.sha256):
+                known = _known(image, plan, key)
+                if known is not None:
+                    outcome = _finish(image, known)
+        if outcome is None:
+            made = _render(image, plan, force=force)
+            if isinstance(made, Failure):
+                return fail_image(image.pk, made.message, code=made.code, params=made.params)
+            with results.content_lock(image.sha256):
+                result = _store(image, plan, *made, force=force)
+                results.remember(key, result)
+                outcome = _finish(image, result)
     if outcome == Status.DONE:
         image.refresh_from_db()
         image_processed.send(sender=UploadedImage, image=image)
