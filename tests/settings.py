@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from tests.support import s3 as _s3
+
 BASE_DIR = Path(__file__).resolve().parent
 RUN_ID = os.environ.setdefault("IMAGE_SYNC_TEST_RUN", f"{os.getpid()}")
 SCRATCH = Path(
@@ -126,6 +128,19 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The fault tests' storage that fails on demand (tests/faults/storage.py).
+FLAKY_STORAGE: dict[str, object] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+if _s3.enabled():
+    # IMAGE_SYNC_TEST_S3=1: the app's files go to S3 (django-storages on the moto
+    # server the session starts at IMAGE_SYNC_TEST_S3_URL), through the default
+    # alias, so a test replacing IMAGE_SYNC whole is still on S3.
+    STORAGES["default"] = _s3.storage_settings(_s3.session_url())
+    FLAKY_STORAGE = _s3.storage_settings(
+        _s3.session_url(), backend="tests.faults.storage.FlakyS3Storage"
+    )
+if os.environ.get("IMAGE_SYNC_TEST_MEDIA_ROOT"):
+    # A worker with a local disk of its own (tests/test_s3_workers.py).
+    MEDIA_ROOT = os.environ["IMAGE_SYNC_TEST_MEDIA_ROOT"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -162,7 +177,7 @@ LOGGING = {
 # Fault-injection workers (tests/test_faults.py) only.
 if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
     # A storage that fails on demand.
-    STORAGES["flaky"] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+    STORAGES["flaky"] = FLAKY_STORAGE
     IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": "flaky"}
 if os.environ.get("IMAGE_SYNC_TEST_BACKEND"):
     # A worker on another processing backend (tests/test_decode_budget.py).
@@ -173,6 +188,11 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE_ALIAS"):
 if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
     # Another alias of CACHES for resize results ("local": one cache per process).
     IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}
+if os.environ.get("IMAGE_SYNC_TEST_RESIZE_QUEUE"):
+    # Resizes routed to a queue of their own (tests/test_s3_workers.py).
+    CELERY_TASK_ROUTES = {
+        "django_image_sync.resize_image": {"queue": os.environ["IMAGE_SYNC_TEST_RESIZE_QUEUE"]}
+    }
 if os.environ.get("IMAGE_SYNC_TEST_OVERRIDES"):
     # Settings of a worker started by a test (tests/test_backfill.py), as JSON.
     IMAGE_SYNC = {**IMAGE_SYNC, **json.loads(os.environ["IMAGE_SYNC_TEST_OVERRIDES"])}
