@@ -46,6 +46,7 @@ from tests.images import (
     png_chunk,
     progressive_jpeg,
 )
+from tests.support.media import read_stored, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,8 +195,8 @@ class Snapshot:
 
 
 def media_files() -> frozenset[str]:
-    root = Path(django_settings.MEDIA_ROOT)
-    return frozenset(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The stored files: under MEDIA_ROOT, or in the bucket on an S3 run."""
+    return frozenset(stored_files())
 
 
 @dataclass
@@ -288,7 +289,7 @@ def process(pk: int) -> tuple[UploadedImage, bytes, Image.Image]:
     assert services.process_image(pk) == Status.DONE
     row = UploadedImage.objects.get(pk=pk)
     assert (row.status, row.error) == (Status.DONE, "")
-    data = (Path(django_settings.MEDIA_ROOT) / row.resized.name).read_bytes()
+    data = read_stored(row.resized.name)
     with Image.open(io.BytesIO(data)) as check:
         check.verify()
     out = Image.open(io.BytesIO(data))
@@ -304,7 +305,7 @@ def process(pk: int) -> tuple[UploadedImage, bytes, Image.Image]:
 
 
 def stored_bytes(row: UploadedImage) -> bytes:
-    return (Path(django_settings.MEDIA_ROOT) / row.original.name).read_bytes()
+    return read_stored(row.original.name)
 
 
 def close(pixel: object, expected: tuple[int, int, int], tolerance: int = 40) -> bool:

@@ -28,6 +28,13 @@ def stored_files(kind: str | None = None) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file())
 
 
+def stored_url(name: str) -> str:
+    """The URL the site gives for stored file ``name``."""
+    if s3.enabled():
+        return f"{s3.session_url()}/{s3.BUCKET}/{name}"
+    return f"{settings.MEDIA_URL}{name}"
+
+
 def is_stored(name: str) -> bool:
     if s3.enabled():
         return name in s3.keys(s3.session_url(), name)
