@@ -10,6 +10,7 @@ from the optional boto3 import: settings, workers and fixtures all use it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -22,6 +23,17 @@ from tests.support.processes import Service, free_port
 BUCKET = "image-sync-test"
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 START_TIMEOUT = 30
+PUBLIC_READ = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/*",
+        }
+    ],
+}
 
 
 def enabled() -> bool:
@@ -60,7 +72,8 @@ def moto_server() -> Path | None:
 
 
 def start_moto(url: str, log: Path) -> Service:
-    """moto_server listening at ``url`` (``http://127.0.0.1:PORT``), with the test bucket."""
+    """moto_server listening at ``url`` (``http://127.0.0.1:PORT``), with the test bucket,
+    whose objects anyone may read."""
     server = moto_server()
     assert server is not None, "moto_server is not installed (moto[server] is in the test extra)"
     port = int(url.rsplit(":", 1)[1])
@@ -82,7 +95,10 @@ def start_moto(url: str, log: Path) -> Service:
                 service.stop()
                 raise AssertionError(f"moto_server did not start: {service.output()}") from None
             time.sleep(0.1)
-    client(url).create_bucket(Bucket=BUCKET)
+    s3 = client(url)
+    s3.create_bucket(Bucket=BUCKET)
+    # Public media, as a site serving the bucket's plain URLs has it.
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PUBLIC_READ))
     return service
 
 
