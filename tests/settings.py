@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tests.support import s3 as _s3
 
@@ -66,6 +67,7 @@ TEMPLATES = [
 ]
 
 TEST_DB = os.environ.get("TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
 _DB_NAME = f"image_sync_test_{RUN_ID}"
 if TEST_DB == "postgres":
     DATABASES = {
@@ -124,12 +126,12 @@ CACHES = {
 MEDIA_ROOT = str(SCRATCH / "media")
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # The fault tests' storage that fails on demand (tests/faults/storage.py).
-FLAKY_STORAGE: dict[str, object] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+FLAKY_STORAGE: dict[str, Any] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
 if _s3.enabled():
     # IMAGE_SYNC_TEST_S3=1: the app's files go to S3 (django-storages on the moto
     # server the session starts at IMAGE_SYNC_TEST_S3_URL), through the default

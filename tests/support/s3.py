@@ -10,6 +10,7 @@ from the optional boto3 import: settings, workers and fixtures all use it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -104,8 +105,7 @@ def start_moto(url: str, log: Path) -> Service:
 
 def client(url: str) -> Any:
     """A boto3 client of its own on ``url`` (not the storage's)."""
-    import boto3
-
+    boto3 = importlib.import_module("boto3")  # no type information
     return boto3.client(
         "s3",
         endpoint_url=url,
