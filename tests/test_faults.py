@@ -242,6 +242,7 @@ def dead_port(request) -> Iterator[DeadPort]:
 # -- publishing connections ---------------------------------------------------------------
 
 
+@pytest.mark.storage_independent
 def test_publishing_reuses_one_connection_and_survives_a_broker_restart():
     server = RedisServer().start()
     try:
@@ -270,6 +271,7 @@ def test_publishing_reuses_one_connection_and_survives_a_broker_restart():
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.storage_independent
 def test_upload_while_the_broker_is_unreachable_is_swept_later(
     dead_port, private_redis, broker, start_worker, alice, caplog
 ):
@@ -407,6 +409,7 @@ def test_worker_killed_mid_write_leaves_no_stray_partial_file(start_worker):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.storage_independent
 def test_image_that_kills_the_worker_every_time_gives_up_after_max_attempts(start_worker):
     worker = start_worker()
     max_attempts = conf.get("MAX_ATTEMPTS")

@@ -75,12 +75,14 @@ def moto_server() -> Path | None:
 def start_moto(url: str, log: Path) -> Service:
     """moto_server listening at ``url`` (``http://127.0.0.1:PORT``), with the test bucket,
     whose objects anyone may read."""
-    server = moto_server()
-    assert server is not None, "moto_server is not installed (moto[server] is in the test extra)"
+    assert moto_server() is not None, "moto[server] is not installed (it is in the test extra)"
     port = int(url.rsplit(":", 1)[1])
+    # Not moto_server itself: the same server with one request at a time (see there).
+    launcher = Path(__file__).with_name("moto_serialised.py")
     service = Service(
         "moto",
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        # -I: isolated, so tests/support (its html.py) is not on sys.path.
+        [sys.executable, "-I", str(launcher), "127.0.0.1", str(port)],
         cwd=log.parent,
         env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
         log=log,
