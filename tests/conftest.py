@@ -15,7 +15,8 @@ import pytest
 from django.conf import settings
 
 import tests.celery_app  # noqa: F401 - the site's Celery app, as a project __init__ would load it
-from tests.support import services
+from tests.support import processes, s3, services
+from tests.support.media import forget_stored_files
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -110,12 +111,41 @@ def _default_language() -> Iterator[None]:
     translation.deactivate()
 
 
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Iterator[processes.Service]:  # type: ignore[no-untyped-def]
+    """A moto server (S3 API) with the test bucket, its request log in ``log_path``:
+    the run's own when the app's files are on S3 (``IMAGE_SYNC_TEST_S3=1``), else
+    one started for the tests that ask."""
+    if s3.moto_server() is None:
+        service_unavailable("moto_server is not installed (moto[server] is in the test extra)")
+    url = s3.session_url() if s3.enabled() else f"http://127.0.0.1:{processes.free_port()}"
+    server = s3.start_moto(url, tmp_path_factory.mktemp("moto") / "moto.log")
+    server.url = url  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(moto: processes.Service) -> str:
+    return str(moto.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_storage(request) -> None:  # type: ignore[no-untyped-def]
+    """On an S3 run, the moto server behind the default storage runs for the whole session."""
+    if s3.enabled():
+        request.getfixturevalue("moto_url")
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
-    """Every test gets the same MEDIA_ROOT as the worker, emptied between tests."""
+    """Every test gets the same MEDIA_ROOT as the worker, emptied between tests
+    (and the same bucket, emptied too, on an S3 run)."""
     media = Path(settings.MEDIA_ROOT)
     media.mkdir(parents=True, exist_ok=True)
+    forget_stored_files()
     yield
+    forget_stored_files()
     for path in sorted(media.rglob("*"), reverse=True):
         if path.is_file():
             path.unlink()

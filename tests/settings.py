@@ -11,6 +11,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from tests.support import s3 as _s3
 
 BASE_DIR = Path(__file__).resolve().parent
 RUN_ID = os.environ.setdefault("IMAGE_SYNC_TEST_RUN", f"{os.getpid()}")
@@ -64,6 +67,7 @@ TEMPLATES = [
 ]
 
 TEST_DB = os.environ.get("TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
 _DB_NAME = f"image_sync_test_{RUN_ID}"
 if TEST_DB == "postgres":
     DATABASES = {
@@ -122,7 +126,7 @@ CACHES = {
 MEDIA_ROOT = str(SCRATCH / "media")
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     # A second storage for OUTPUT_STORAGE (tests/test_output_storage.py).
@@ -131,6 +135,19 @@ STORAGES = {
         "OPTIONS": {"location": str(SCRATCH / "outputs"), "base_url": "/outputs/"},
     },
 }
+# The fault tests' storage that fails on demand (tests/faults/storage.py).
+FLAKY_STORAGE: dict[str, Any] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+if _s3.enabled():
+    # IMAGE_SYNC_TEST_S3=1: the app's files go to S3 (django-storages on the moto
+    # server the session starts at IMAGE_SYNC_TEST_S3_URL), through the default
+    # alias, so a test replacing IMAGE_SYNC whole is still on S3.
+    STORAGES["default"] = _s3.storage_settings(_s3.session_url())
+    FLAKY_STORAGE = _s3.storage_settings(
+        _s3.session_url(), backend="tests.faults.storage.FlakyS3Storage"
+    )
+if os.environ.get("IMAGE_SYNC_TEST_MEDIA_ROOT"):
+    # A worker with a local disk of its own (tests/test_s3_workers.py).
+    MEDIA_ROOT = os.environ["IMAGE_SYNC_TEST_MEDIA_ROOT"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -167,7 +184,7 @@ LOGGING = {
 # Fault-injection workers (tests/test_faults.py) only.
 if os.environ.get("IMAGE_SYNC_TEST_STORAGE") == "flaky":
     # A storage that fails on demand.
-    STORAGES["flaky"] = {"BACKEND": "tests.faults.storage.FlakyStorage"}
+    STORAGES["flaky"] = FLAKY_STORAGE
     IMAGE_SYNC = {**IMAGE_SYNC, "STORAGE": "flaky"}
 if os.environ.get("IMAGE_SYNC_TEST_SWEEP_EVERY"):
     # A worker started with an embedded beat (-B) that sweeps this often, in seconds.
@@ -186,6 +203,11 @@ if os.environ.get("IMAGE_SYNC_TEST_STORAGE_ALIAS"):
 if os.environ.get("IMAGE_SYNC_TEST_CACHE"):
     # Another alias of CACHES for resize results ("local": one cache per process).
     IMAGE_SYNC = {**IMAGE_SYNC, "CACHE": os.environ["IMAGE_SYNC_TEST_CACHE"]}
+if os.environ.get("IMAGE_SYNC_TEST_RESIZE_QUEUE"):
+    # Resizes routed to a queue of their own (tests/test_s3_workers.py).
+    CELERY_TASK_ROUTES = {
+        "django_image_sync.resize_image": {"queue": os.environ["IMAGE_SYNC_TEST_RESIZE_QUEUE"]}
+    }
 if os.environ.get("IMAGE_SYNC_TEST_OVERRIDES"):
     # Settings of a worker started by a test (tests/test_backfill.py), as JSON.
     IMAGE_SYNC = {**IMAGE_SYNC, **json.loads(os.environ["IMAGE_SYNC_TEST_OVERRIDES"])}

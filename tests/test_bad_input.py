@@ -46,6 +46,7 @@ from tests.images import (
     png_chunk,
     progressive_jpeg,
 )
+from tests.support.media import read_stored, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,8 +195,8 @@ class Snapshot:
 
 
 def media_files() -> frozenset[str]:
-    root = Path(django_settings.MEDIA_ROOT)
-    return frozenset(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The stored files: under MEDIA_ROOT, or in the bucket on an S3 run."""
+    return frozenset(stored_files())
 
 
 @dataclass
@@ -288,7 +289,7 @@ def process(pk: int) -> tuple[UploadedImage, bytes, Image.Image]:
     assert services.process_image(pk) == Status.DONE
     row = UploadedImage.objects.get(pk=pk)
     assert (row.status, row.error) == (Status.DONE, "")
-    data = (Path(django_settings.MEDIA_ROOT) / row.resized.name).read_bytes()
+    data = read_stored(row.resized.name)
     with Image.open(io.BytesIO(data)) as check:
         check.verify()
     out = Image.open(io.BytesIO(data))
@@ -304,7 +305,7 @@ def process(pk: int) -> tuple[UploadedImage, bytes, Image.Image]:
 
 
 def stored_bytes(row: UploadedImage) -> bytes:
-    return (Path(django_settings.MEDIA_ROOT) / row.original.name).read_bytes()
+    return read_stored(row.original.name)
 
 
 def close(pixel: object, expected: tuple[int, int, int], tolerance: int = 40) -> bool:
@@ -662,6 +663,7 @@ def test_damaged_image_is_refused_as_corrupt(site, data, name):
     site.refused(site.upload(Part(data, name)), before, code="corrupt", file=name)
 
 
+@pytest.mark.storage_independent
 def test_png_header_declaring_100000_by_100000_is_refused(site):
     data = png_declaring(100_000, 100_000)
     assert len(data) < 200
@@ -682,6 +684,7 @@ def test_png_header_declaring_100000_by_100000_is_refused(site):
         ("GIF", "format", ("looks like GIF",)),  # never allowed, however small
     ],
 )
+@pytest.mark.storage_independent
 def test_animation_whose_frames_together_exceed_max_pixels_is_refused(
     site, settings, fmt, code, words
 ):
@@ -694,6 +697,7 @@ def test_animation_whose_frames_together_exceed_max_pixels_is_refused(
     site.refused(site.upload(Part(data, name)), before, code=code, file=name, words=words)
 
 
+@pytest.mark.storage_independent
 def test_animated_png_within_max_pixels_is_accepted_and_processed(site, settings):
     settings.IMAGE_SYNC = {"MAX_PIXELS": 30_000, "TARGET_SIZE": (50, 50)}
     before = site.snapshot()
@@ -715,6 +719,7 @@ BOMB_LIMIT = 10_000
         pytest.param("PNG", (201, 100), Image.DecompressionBombError, id="png-2.01x"),
     ],
 )
+@pytest.mark.storage_independent
 def test_image_past_pillows_bomb_threshold_is_refused(site, monkeypatch, fmt, size, raised):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", BOMB_LIMIT)
     data = encode(photo_like(size, seed=160), fmt)
@@ -735,6 +740,7 @@ MALFORMED_EXIF = [
 
 
 @pytest.mark.parametrize("exif", MALFORMED_EXIF)
+@pytest.mark.storage_independent
 def test_photo_with_malformed_exif_is_accepted_under_the_bomb_threshold(
     site, settings, monkeypatch, exif
 ):
@@ -749,6 +755,7 @@ def test_photo_with_malformed_exif_is_accepted_under_the_bomb_threshold(
 
 
 @pytest.mark.parametrize("name", ["Canon_40D.jpg", "Nikon_D70.jpg", "Pentax_K10D.jpg"])
+@pytest.mark.storage_independent
 def test_camera_photo_is_accepted_under_the_bomb_threshold(site, monkeypatch, corpus, name):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", BOMB_LIMIT)
     data = (corpus / name).read_bytes()
@@ -797,6 +804,7 @@ MODES = {
 
 
 @pytest.mark.parametrize("case", list(MODES))
+@pytest.mark.storage_independent
 def test_unusual_colour_modes_are_processed(site, settings, case):
     make, source_mode, (left, right) = MODES[case]
     settings.IMAGE_SYNC = {"TARGET_SIZE": (32, 32)}
@@ -827,6 +835,7 @@ def is_white(pixel: tuple[int, ...]) -> bool:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.storage_independent
 def test_exif_orientation_gives_upright_output(site, settings, orientation):
     settings.IMAGE_SYNC = {"TARGET_SIZE": (80, 80)}
     before = site.snapshot()
@@ -877,6 +886,7 @@ def _png_with_raw_exif(raw: bytes) -> bytes:
         ),
     ],
 )
+@pytest.mark.storage_independent
 def test_strange_or_malformed_exif_is_not_an_error(site, settings, data):
     settings.IMAGE_SYNC = {"TARGET_SIZE": (32, 32)}
     before = site.snapshot()
@@ -904,6 +914,7 @@ def test_strange_or_malformed_exif_is_not_an_error(site, settings, data):
         pytest.param(_png_with_raw_exif(b"MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12"), id="png-cut"),
     ],
 )
+@pytest.mark.storage_independent
 def test_malformed_exif_is_accepted_where_pillows_warning_is_only_a_warning(site, settings, data):
     settings.IMAGE_SYNC = {"TARGET_SIZE": (32, 32)}
     before = site.snapshot()
@@ -940,6 +951,7 @@ def _luma(im: Image.Image) -> Image.Image:
 
 
 @pytest.mark.parametrize("kind", ["landscape", "portrait"])
+@pytest.mark.storage_independent
 def test_corpus_orientations_come_out_upright(site, settings, corpus, kind):
     settings.IMAGE_SYNC = {"TARGET_SIZE": (200, 200)}
     upright = (200, 150) if kind == "landscape" else (150, 200)
@@ -971,6 +983,7 @@ def test_corpus_orientations_come_out_upright(site, settings, corpus, kind):
         "hdr/iphone_hdr_YES.jpg",
     ],
 )
+@pytest.mark.storage_independent
 def test_corpus_photo_is_accepted_and_no_output_keeps_its_metadata(site, settings, corpus, path):
     settings.IMAGE_SYNC = {"TARGET_SIZE": (320, 320)}
     data = (corpus / path).read_bytes()
@@ -1270,6 +1283,7 @@ def test_html_view_refuses_a_bad_file_among_good_ones_and_keeps_nothing(site, se
 
 
 @pytest.mark.parametrize("scans", [101, 1_000, 60_001])
+@pytest.mark.storage_independent
 def test_progressive_jpeg_with_too_many_scans_is_refused(site, scans):
     data = progressive_jpeg((3000, 3000), scans)
     assert len(data) < 1_500_000
@@ -1283,6 +1297,7 @@ def test_progressive_jpeg_with_too_many_scans_is_refused(site, scans):
     )
 
 
+@pytest.mark.storage_independent
 def test_progressive_jpeg_with_exactly_max_scans_is_accepted_and_processed(site):
     before = site.snapshot()
     [row] = site.accepted(
@@ -1333,6 +1348,7 @@ def test_scan_limit_is_a_setting(site, settings):
         ),
     ],
 )
+@pytest.mark.storage_independent
 def test_png_over_the_decode_memory_budget_is_refused(site, settings, make, words):
     data = make()
     assert len(data) < 1_000_000
@@ -1354,6 +1370,7 @@ def test_png_over_the_decode_memory_budget_is_refused(site, settings, make, word
         pytest.param(lambda: plain_png(4450, 4450, mode="L", depth=16), id="grey16-19.8mp"),
     ],
 )
+@pytest.mark.storage_independent
 def test_largest_png_inside_the_decode_memory_budget_is_accepted_and_processed(site, make):
     before = site.snapshot()
     [row] = site.accepted(site.upload(Part(make(), "big.png", "image/png")), before)
@@ -1361,6 +1378,7 @@ def test_largest_png_inside_the_decode_memory_budget_is_accepted_and_processed(s
     assert out.size == (1080, 1080)
 
 
+@pytest.mark.storage_independent
 def test_apng_frames_do_not_count_towards_decode_memory(site):
     """Only the first frame is ever decoded: a 2-frame APNG costs what one frame does
     (measured: 85.8 MB for 4 frames of 3000x3000 RGBA, 85.9 MB for one)."""
@@ -1376,6 +1394,7 @@ def test_apng_frames_do_not_count_towards_decode_memory(site):
     assert out.size == (1440, 1080)
 
 
+@pytest.mark.storage_independent
 def test_decode_memory_budget_follows_the_backend(site, settings):
     """The libvips backend streams a non-interlaced PNG: the 50 MP RGBA PNG the
     Pillow backend refuses is accepted there (and an interlaced one is not)."""
@@ -1393,6 +1412,7 @@ def test_decode_memory_budget_follows_the_backend(site, settings):
     )
 
 
+@pytest.mark.storage_independent
 def test_decode_memory_budget_can_be_turned_off(site, settings):
     settings.IMAGE_SYNC = {"MAX_DECODE_MEMORY": None}
     before = site.snapshot()

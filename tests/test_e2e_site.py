@@ -10,6 +10,10 @@ without GPS, with every rendition (each width in JPEG, AVIF and WebP) served,
 decodable, of its declared size and upright, and the gallery's <picture> tags
 listing them; the same bytes again are reported as duplicates and store nothing;
 broken files get a 400 naming them and leave nothing behind.
+
+On an S3 run (``IMAGE_SYNC_TEST_S3=1``) the site keeps its files on S3 instead:
+django-storages' ``S3Storage`` on the session's moto server, with public URLs
+of the bucket, which the test fetches and compares with the stored objects.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import CORPUS, redis_reachable, service_unavailable
 from tests.images import encode, jpeg_bytes, photo_like
-from tests.support import processes, services
+from tests.support import processes, s3, services
 from tests.support.processes import free_port
 from tests.support.services import PG, postgres_database
 
@@ -298,7 +302,10 @@ urlpatterns += staticfiles_urlpatterns()
 """
 
 
-def configure_site(site: Path, *, database: str, marker: str, media: Path) -> None:
+def configure_site(
+    site: Path, *, database: str, marker: str, media: Path, s3_url: str | None = None
+) -> None:
+    """The site's settings; with ``s3_url``, its files on S3 there (django-storages)."""
     package = site / "mysite"
     overrides: dict[str, Any] = {
         "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
@@ -329,6 +336,11 @@ def configure_site(site: Path, *, database: str, marker: str, media: Path) -> No
         "CELERY_WORKER_ENABLE_REMOTE_CONTROL": False,
         "IMAGE_SYNC": {"TARGET_SIZE": BOX},
     }
+    if s3_url:
+        overrides["STORAGES"] = {
+            "default": s3.storage_settings(s3_url),
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
     lines = ["", "", "# -- added by the django-image-sync end-to-end test"]
     lines.append(f"INSTALLED_APPS += [{PACKAGE!r}]")
     lines += [f"{name} = {value!r}" for name, value in overrides.items()]
@@ -460,8 +472,41 @@ def wait_processed(
     pytest.fail(f"images {sorted(set(ids) - set(found))} not processed in time\n{logs}")
 
 
-def stored_files(media: Path) -> list[str]:
-    return sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
+@dataclass(frozen=True)
+class Media:
+    """Where the site stores its files: ``root`` (MEDIA_ROOT, served under /media/),
+    or the bucket at ``s3_url`` (public URLs of the bucket)."""
+
+    root: Path
+    s3_url: str | None = None
+
+    @property
+    def url_prefix(self) -> str:
+        return f"{self.s3_url}/{s3.BUCKET}/" if self.s3_url else "/media/"
+
+    def files(self) -> list[str]:
+        if self.s3_url:
+            return s3.keys(self.s3_url)
+        root = self.root
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    def name(self, url: str) -> str:
+        assert url.startswith(self.url_prefix), (url, self.url_prefix)
+        return url.removeprefix(self.url_prefix)
+
+    def read(self, url: str) -> bytes:
+        """The stored bytes behind ``url``, read from the disk or the bucket."""
+        if self.s3_url:
+            return s3.read(self.s3_url, self.name(url))
+        return (self.root / self.name(url)).read_bytes()
+
+    def get(self, http: requests.Session, base: str, url: str) -> requests.Response:
+        """``url`` as a browser fetches it (relative ones from the site)."""
+        return http.get(url if self.s3_url else f"{base}{url}", timeout=HTTP_TIMEOUT)
+
+
+def stored_files(media: Media) -> list[str]:
+    return media.files()
 
 
 def image_count(http: requests.Session, base: str) -> int:
@@ -470,7 +515,7 @@ def image_count(http: requests.Session, base: str) -> int:
     return int(response.json()["count"])
 
 
-def check_resized(http: requests.Session, base: str, media: Path, photo: Photo, data: Any) -> None:
+def check_resized(http: requests.Session, base: str, media: Media, photo: Photo, data: Any) -> None:
     label = photo.name
     assert data["status"] == "done", (label, data)
     assert data["error"] == "", (label, data)
@@ -488,11 +533,11 @@ def check_resized(http: requests.Session, base: str, media: Path, photo: Photo, 
 
     url = data["resized_url"]
     assert url, (label, data)
-    assert url.startswith("/media/"), (label, data)
-    response = http.get(f"{base}{url}", timeout=HTTP_TIMEOUT)
+    assert url.startswith(media.url_prefix), (label, data)
+    response = media.get(http, base, url)
     assert response.status_code == 200, (label, url, response.status_code)
     body = response.content
-    assert body == (media / url.removeprefix("/media/")).read_bytes()
+    assert body == media.read(url)
     with Image.open(io.BytesIO(body)) as opened:
         assert opened.format == "JPEG", (label, opened.format)
         assert opened.size == got, (label, opened.size, got)
@@ -512,7 +557,7 @@ def check_resized(http: requests.Session, base: str, media: Path, photo: Photo, 
 
     check_renditions(http, base, media, photo, data, upright)
 
-    original = http.get(f"{base}{data['original_url']}", timeout=HTTP_TIMEOUT)
+    original = media.get(http, base, data["original_url"])
     assert original.status_code == 200, (label, data["original_url"])
     assert original.content == photo.data, f"{label}: the stored original differs"
 
@@ -524,7 +569,7 @@ FORMATS = ("JPEG", "AVIF", "WEBP")
 def check_renditions(
     http: requests.Session,
     base: str,
-    media: Path,
+    media: Media,
     photo: Photo,
     data: Any,
     upright: Image.Image,
@@ -542,11 +587,11 @@ def check_renditions(
     assert len(placeholder) <= 1000, (label, len(placeholder))
     for rendition in data["renditions"]:
         url = rendition["url"]
-        response = http.get(f"{base}{url}", timeout=HTTP_TIMEOUT)
+        response = media.get(http, base, url)
         assert response.status_code == 200, (label, url, response.status_code)
         body = response.content
         assert len(body) == rendition["size"], (label, rendition)
-        assert body == (media / url.removeprefix("/media/")).read_bytes()
+        assert body == media.read(url)
         size = (rendition["width"], rendition["height"])
         assert abs(size[1] - main[1] * size[0] / main[0]) <= 1, (label, size, main)
         with Image.open(io.BytesIO(body)) as opened:
@@ -597,14 +642,18 @@ def check_gallery_pictures(html: str, results: dict[int, Any]) -> None:
 # -- the test ---------------------------------------------------------------------------
 
 
-def test_new_site_installs_wheel_and_processes_photos(tmp_path: Path) -> None:
+def test_new_site_installs_wheel_and_processes_photos(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     require_services()
+    # On an S3 run (IMAGE_SYNC_TEST_S3=1) the site keeps its files in the session's bucket.
+    s3_url = request.getfixturevalue("moto_url") if s3.enabled() else None
     photos = corpus_photos(CORPUS) if CORPUS.is_dir() else generated_photos()
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     marker = f"e2e-site-{token}"
     home = tmp_path / "home"
     home.mkdir()
-    media = tmp_path / "media"
+    media = Media(tmp_path / "media", s3_url)
     venv = tmp_path / "venv"
     site = tmp_path / "site"
     site.mkdir()
@@ -631,7 +680,7 @@ def test_new_site_installs_wheel_and_processes_photos(tmp_path: Path) -> None:
 
         # 3. The site: startproject, settings, URLs, Celery app; check; migrate; a user.
         run([str(python), "-m", "django", "startproject", "mysite", str(site)], cwd=site, env=env)
-        configure_site(site, database=database, marker=marker, media=media)
+        configure_site(site, database=database, marker=marker, media=media.root, s3_url=s3_url)
         manage = [str(python), "manage.py"]
         output = run([*manage, "check"], cwd=site, env=env)
         assert "no issues" in output, output
@@ -727,9 +776,7 @@ def test_new_site_installs_wheel_and_processes_photos(tmp_path: Path) -> None:
             resized = [f for f in files if f.startswith("image_sync/resized/")]
             assert len(originals) == len(uploaded), files
             # Every stored output is listed by its image, and nothing else is stored.
-            listed = sorted(
-                r["url"].removeprefix("/media/") for pk in ids for r in results[pk]["renditions"]
-            )
+            listed = sorted(media.name(r["url"]) for pk in ids for r in results[pk]["renditions"])
             assert sorted(resized) == listed, (files, listed)
             assert image_count(http, base) == len(uploaded)
             gallery = http.get(f"{base}/photos/images/", timeout=HTTP_TIMEOUT)

@@ -3,8 +3,9 @@
 The test site (``tests.settings``, ``tests.urls``) is served by gunicorn on
 loopback, with several worker processes of several threads each, on the
 database this test session created (``IMAGE_SYNC_TEST_WORKER=1``) and the same
-MEDIA_ROOT (``IMAGE_SYNC_TEST_SCRATCH`` is inherited). A real Celery worker
-resizes what is stored.
+storage: MEDIA_ROOT (``IMAGE_SYNC_TEST_SCRATCH`` is inherited), or on an S3 run
+(``IMAGE_SYNC_TEST_S3=1``) the session's moto bucket, where each upload is one
+PUT with no probe before it. A real Celery worker resizes what is stored.
 
 Two users each send the same photo twenty times at once. Deduplication must
 hold across processes: one row per user (the owner scope), one stored original
@@ -34,6 +35,7 @@ from django.test import Client
 from django_image_sync.models import Status, UploadedImage, original_name
 from tests.conftest import REPO, wait_for_status
 from tests.images import jpeg_bytes
+from tests.support.media import read_stored, stored_files, stored_url
 from tests.support.processes import Service, free_port
 
 requests = pytest.importorskip("requests", reason="requests is needed (the test extra)")
@@ -148,11 +150,6 @@ class Answer:
     body: Any
 
 
-def media_files() -> list[str]:
-    media = Path(settings.MEDIA_ROOT)
-    return sorted(p.relative_to(media).as_posix() for p in media.rglob("*") if p.is_file())
-
-
 # -- the test -----------------------------------------------------------------------------
 
 
@@ -232,7 +229,7 @@ def test_parallel_uploads_of_the_same_bytes_store_one_original_and_one_row_per_o
         assert row.original_name == created[0]["name"]
         duplicates = [a.body["images"][0] for a in mine if a.status == 200]
         assert all(item["duplicate"] is True for item in duplicates)
-        assert {item["original_url"] for item in items} == {f"{settings.MEDIA_URL}{stored}"}
+        assert {item["original_url"] for item in items} == {stored_url(stored)}
     assert UploadedImage.objects.count() == len(users)
 
     # The worker resizes both rows; the resize of identical content is shared too.
@@ -246,8 +243,8 @@ def test_parallel_uploads_of_the_same_bytes_store_one_original_and_one_row_per_o
     # One original and one set of outputs, all in use: nothing orphaned, no copies.
     outputs = {name for image in done for name in image.output_names()}
     assert len(outputs) == len(done[0].renditions)
-    assert media_files() == sorted([stored, *outputs])
-    assert (Path(settings.MEDIA_ROOT) / stored).read_bytes() == data
+    assert stored_files() == sorted([stored, *outputs])
+    assert read_stored(stored) == data
 
     assert " 500 " not in log, log[-6000:]
     assert "Traceback" not in log, log[-6000:]

@@ -1,5 +1,5 @@
 """Uploads on django-storages' S3Storage against a real S3 API: moto's server
-mode, started on a free loopback port for this module.
+mode, started on a free loopback port (``moto_url`` in tests/conftest.py).
 
 Each request the storage sends is counted (a botocore ``before-send`` hook) to
 hold the budget of an upload: one PUT per new file and at most one other
@@ -10,13 +10,6 @@ and leaves nothing.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +17,8 @@ import pytest
 from django_image_sync import queue
 from django_image_sync.models import UploadedImage, original_name
 from django_image_sync.storage import image_storage
-from tests.conftest import service_unavailable
 from tests.images import jpeg_bytes, upload
+from tests.support import s3
 from tests.support.clients import logged_in
 from tests.support.processes import free_port
 
@@ -34,53 +27,9 @@ pytest.importorskip("storages", reason="django-storages is in the test extra")
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db_independent]
 
-BUCKET = "image-sync-test"
-CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def moto_url(tmp_path_factory: Any) -> Iterator[str]:
-    server = Path(sys.executable).with_name("moto_server")
-    if not server.exists():
-        service_unavailable("moto_server is not installed (moto[server] is in the test extra)")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(f"moto_server did not start: {log.read_text()}") from None
-                time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
 
 def s3_options(endpoint_url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": BUCKET, "endpoint_url": endpoint_url, **CREDENTIALS, **extra},
-    }
+    return s3.storage_settings(endpoint_url, **extra)
 
 
 @pytest.fixture
@@ -102,7 +51,7 @@ class Requests(list[tuple[str, str]]):
 
     def record(self, request: Any, **kwargs: Any) -> None:
         path = request.url.split("?", 1)[0]
-        self.append((request.method, path.split(f"/{BUCKET}/", 1)[-1]))
+        self.append((request.method, path.split(f"/{s3.BUCKET}/", 1)[-1]))
 
 
 def test_a_new_upload_is_one_put_and_one_check_after_commit(

@@ -30,7 +30,7 @@ from django_image_sync.models import Status, UploadedImage, original_name
 from django_image_sync.receivers import dispatch_new_image
 from django_image_sync.signals import image_uploaded
 from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
-from tests.support.media import media_root, stored_files
+from tests.support.media import is_stored, media_root, read_stored, stored_files
 
 # Kombu's Redis transport keeps each priority band of a queue in its own list.
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -649,8 +649,8 @@ def test_failed_insert_keeps_an_original_a_concurrent_upload_relies_on(alice, bo
     image = UploadedImage.objects.get()
     assert image.owner == bob
     assert outcomes["bob"].image.pk == image.pk
-    assert (media_root() / image.original.name).is_file()
-    assert (media_root() / image.original.name).read_bytes() == data
+    assert is_stored(image.original.name)
+    assert read_stored(image.original.name) == data
 
 
 @pytest.mark.django_db(transaction=True)
@@ -692,8 +692,8 @@ def test_deleting_a_row_keeps_an_original_a_concurrent_upload_relies_on(alice, b
     image = UploadedImage.objects.get()
     assert image.owner == bob
     assert outcomes["bob"].image.pk == image.pk
-    assert (media_root() / image.original.name).is_file()
-    assert (media_root() / image.original.name).read_bytes() == data
+    assert is_stored(image.original.name)
+    assert read_stored(image.original.name) == data
 
 
 # -- signals and dispatch ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A real FileSystemStorage (MEDIA_ROOT) that fails on demand (see ``tests.faults``)."""
+"""Real storages that fail on demand (see ``tests.faults``): FileSystemStorage
+(MEDIA_ROOT), and django-storages' S3Storage for runs on S3 (``tests.support.s3``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def _is_resized(name: str) -> bool:
     return "/resized/" in f"/{name}"
 
 
+def _stall() -> None:
+    """Tell the test this process is stalled, then wait to be killed."""
+    (fault_dir() / "stalled").write_text(str(os.getpid()))
+    time.sleep(STALL_SECONDS)
+
+
 class _HalfThenStall(ContentFile):
     """Content whose second half comes only after the process was told to die."""
 
@@ -29,8 +36,7 @@ class _HalfThenStall(ContentFile):
         data = self.read()
         half = len(data) // 2
         yield data[:half]  # more than the file buffer: written through to the file
-        (fault_dir() / "stalled").write_text(str(os.getpid()))
-        time.sleep(STALL_SECONDS)
+        _stall()
         yield data[half:]
 
 
@@ -50,3 +56,28 @@ class FlakyStorage(FileSystemStorage):
         if fire("delete"):
             raise OSError(errno.EIO, "flaky storage: injected delete failure", name)
         super().delete(name)
+
+
+try:
+    from storages.backends.s3 import S3Storage
+except ImportError:  # django-storages is in the test extra; only the S3 runs need it
+    pass
+else:
+
+    class FlakyS3Storage(S3Storage):  # type: ignore[misc]
+        """``FlakyStorage`` on S3. A stall holds the PUT of a resized file back
+        before it is sent: an object is stored whole or not at all."""
+
+        def _save(self, name: str, content: Any) -> str:
+            if _is_resized(name):
+                if fire("save"):
+                    raise OSError(errno.EIO, "flaky storage: injected save failure", name)
+                if fire("stall"):
+                    _stall()
+            saved: str = super()._save(name, content)
+            return saved
+
+        def delete(self, name: str) -> None:
+            if fire("delete"):
+                raise OSError(errno.EIO, "flaky storage: injected delete failure", name)
+            super().delete(name)

@@ -4,8 +4,8 @@ Loaded by ``tests/celery_app.py`` only when that variable is set, so the
 ordinary test worker and the test process are unaffected. Each pool process
 patches itself when it starts (``worker_process_init``):
 
-* every claim and every ``image_processed`` / ``image_failed`` is written to
-  the events log, with the pool process id;
+* every claim, every decode of an original and every ``image_processed`` /
+  ``image_failed`` is written to the events log, with the pool process id;
 * an image whose uploaded name contains ``crash`` kills its pool process with
   SIGKILL in the middle of the resize (after the claim), every time;
 * an image whose uploaded name contains ``slow`` takes
@@ -53,6 +53,8 @@ def _patch_pool_process(**kwargs: Any) -> None:
             os.kill(pid, signal.SIGKILL)
         if image is not None and "slow" in image.original_name:
             time.sleep(float(os.environ.get("IMAGE_SYNC_TEST_SLOW_SECONDS", "3")))
+        if image is not None:
+            record(f"decoding {image.pk} sha256={image.sha256} pid={pid}")
         return real_render(fileobj, plan, skip)
 
     def processed(sender: Any, image: Any, **kw: Any) -> None:
