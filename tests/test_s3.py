@@ -44,9 +44,9 @@ def on_s3(settings: Any, moto_url: str, monkeypatch: Any) -> None:
 class Requests(list[tuple[str, str]]):
     """(method, key) of every request the storage's client sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, storage: Any = image_storage) -> None:
         super().__init__()
-        client = image_storage.backend.connection.meta.client
+        client = storage.backend.connection.meta.client
         client.meta.events.register("before-send.s3.*", self.record)
 
     def record(self, request: Any, **kwargs: Any) -> None:

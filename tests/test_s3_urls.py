@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,47 +15,42 @@ import pytest
 from django_image_sync import services, storage
 from django_image_sync.models import UploadedImage
 from tests.images import jpeg_bytes, upload
+from tests.support import s3
 from tests.support.clients import logged_in
-from tests.test_s3 import BUCKET, Requests, boto3, moto_url, s3_options  # noqa: F401
+from tests.test_s3 import Requests
+
+pytest.importorskip("storages", reason="django-storages is in the test extra")
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db_independent]
 
-PUBLIC = "image-sync-public"
+PRIVATE = "image-sync-private"  # no bucket policy: only signed requests may read
+PUBLIC = s3.BUCKET  # the test bucket, readable by anyone (tests/support/s3.py)
 
 
 @pytest.fixture
-def split(settings: Any, moto_url: str, monkeypatch: Any) -> str:  # noqa: F811
+def split(settings: Any, moto_url: str, monkeypatch: Any) -> Iterator[str]:
     """Originals in a private bucket (signed URLs, 1 hour), outputs in a public one
     served from a CDN domain; nothing queued (the test runs the worker path)."""
     from django_image_sync import queue
 
     monkeypatch.setattr(queue, "enqueue_resize", lambda *args, **kwargs: True)
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    if PUBLIC not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=PUBLIC)
-    private = s3_options(moto_url, querystring_auth=True, querystring_expire=3600)
-    public = s3_options(moto_url, querystring_auth=False, custom_domain="cdn.example.test")
-    public["OPTIONS"]["bucket_name"] = PUBLIC
+    client = s3.client(moto_url)
+    if PRIVATE not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=PRIVATE)
+    private = s3.storage_settings(moto_url, querystring_auth=True, querystring_expire=3600)
+    private["OPTIONS"]["bucket_name"] = PRIVATE
+    public = s3.storage_settings(moto_url, custom_domain="cdn.example.test")
     settings.STORAGES = {**settings.STORAGES, "private": private, "public": public}
     settings.IMAGE_SYNC = {"STORAGE": "private", "OUTPUT_STORAGE": "public"}
-    return moto_url
+    yield moto_url
+    for key in keys(moto_url, PRIVATE):
+        client.delete_object(Bucket=PRIVATE, Key=key)
+    s3.empty_bucket(moto_url)
 
 
 def keys(endpoint: str, bucket: str) -> list[str]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+    listed = s3.client(endpoint).list_objects_v2(Bucket=bucket)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
 def test_originals_stay_private_and_outputs_go_public(split: str, alice: Any) -> None:
@@ -62,13 +58,13 @@ def test_originals_stay_private_and_outputs_go_public(split: str, alice: Any) ->
     assert services.process_image(outcome.image.pk) == "done"
     image = UploadedImage.objects.get()
 
-    assert keys(split, BUCKET) == [str(image.original.name)]
+    assert keys(split, PRIVATE) == [str(image.original.name)]
     assert keys(split, PUBLIC) == sorted(image.output_names())
 
-    requests = Requests()
+    requests, output_requests = Requests(), Requests(storage.output_storage)
     data = logged_in(alice).get(f"/api/images/{image.pk}/").json()
     page = logged_in(alice).get(f"/images/{image.pk}/").content.decode()
-    assert requests == []  # URLs are made here, never asked of S3
+    assert requests == output_requests == []  # URLs are made here, never asked of S3
 
     for rendition in data["renditions"]:
         assert rendition["url"] == f"https://cdn.example.test/{rendition['url'].split('/', 3)[3]}"
@@ -78,7 +74,7 @@ def test_originals_stay_private_and_outputs_go_public(split: str, alice: Any) ->
     # The private original: a signed URL, which S3 serves.
     original = data["original_url"]
     assert "Signature=" in original  # SigV2 or SigV4, as botocore picks for the endpoint
-    assert urlsplit(original).path == f"/{BUCKET}/{image.original.name}"
+    assert urlsplit(original).path == f"/{PRIVATE}/{image.original.name}"
     with storage.image_storage.open(str(image.original.name)) as stored:
         expected = stored.read()
     with urllib.request.urlopen(original, timeout=10) as response:

@@ -12,8 +12,8 @@ once across both processes, every output is stored, nothing else is.
 
 Exactly once across hosts (each decode once, each output PUT once, counted in
 the S3 server's own request log) is held by two tests that make a duplicate
-meet its original on the other host on purpose; both are expected failures
-until the worker is fixed (see their reasons).
+meet its original on the other host on purpose: a duplicate delivery of the
+task (the image's lock), and twin rows of one content (its render lock).
 
 Runs on the session's database: PostgreSQL when ``TEST_DB=postgres``, else the
 SQLite file, which both processes open.
@@ -213,11 +213,15 @@ def test_two_worker_hosts_drain_a_backlog_on_their_own_queue(
     pks = sorted(str(row.pk) for row in rows)
     assert sorted(counted("processed").elements()) == pks
     assert counted("claimed") == Counter({str(image.pk): image.attempts for image in done})
-    # Each content decoded, and each output stored, by one host at least; the
-    # bucket holds the originals and outputs the rows name, nothing else.
-    assert set(decodes()) == {image.sha256 for image in done}
+    # Each image claimed once (the duplicates were skipped), each content decoded
+    # once (twins reuse it), each output stored once; the bucket holds the
+    # originals and outputs the rows name, nothing else.
+    assert [image.attempts for image in done] == [1] * len(done)
+    assert decodes() == Counter({image.sha256: 1 for image in done})
     outputs = {name for image in done for name in image.output_names()}
-    assert set(puts(moto, offset)) == outputs
+    written = puts(moto, offset)
+    assert set(written) == outputs
+    assert sorted(written.values()) == [1] * len(outputs), written
     originals = {str(image.original.name) for image in done}
     assert s3.keys(moto_url) == sorted(originals | outputs)
     # Neither host kept a file on its own disk.
@@ -228,18 +232,10 @@ def test_two_worker_hosts_drain_a_backlog_on_their_own_queue(
 # Exactly once across two hosts. Each test below makes a duplicate meet its
 # original on the other host on purpose (the "slow" hook holds a decode for
 # IMAGE_SYNC_TEST_SLOW_SECONDS after the claim); in a backlog like the one
-# above it happens by chance, which that test tolerates.
+# above it happens by chance.
 SLOW = {"IMAGE_SYNC_TEST_SLOW_SECONDS": "3"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (worker.py): claim() takes a row that another live run is processing "
-        "(it only compares attempts), so a duplicate delivery taken by the other host "
-        "decodes and writes every output again"
-    ),
-)
 def test_a_duplicate_task_on_the_other_host_does_not_process_the_image_again(
     on_s3: None,
     hosts: Callable[..., list[Host]],
@@ -269,14 +265,6 @@ def test_a_duplicate_task_on_the_other_host_does_not_process_the_image_again(
     assert sorted(written.values()) == [1] * len(written), written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (worker.py): process_image stores a decode's outputs without looking, "
-        "under the content lock, for a result a twin row stored meanwhile; on S3 "
-        "(a PUT with no probe) each output of twins resized at once is written twice"
-    ),
-)
 def test_twin_rows_resized_at_once_on_two_hosts_write_each_output_once(
     on_s3: None,
     hosts: Callable[..., list[Host]],
