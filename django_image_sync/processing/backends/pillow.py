@@ -10,6 +10,7 @@ upright only once it is small.
 
 from __future__ import annotations
 
+import math
 from typing import IO
 
 from PIL import Image, ImageFilter
@@ -86,12 +87,37 @@ def _resize_ycbcr(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     # One plane at a time (not split()): one full-size plane in memory, not three.
     planes = [im.getchannel(0).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)]
     half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
+    # Chroma sample i stands for output pixels 2i and 2i + 1. Where a side of
+    # the output is odd, the last sample's second pixel lies one output pixel
+    # beyond the picture (an encoder repeats the edge there): the box the
+    # planes are resampled from reaches that far, so the samples line up.
+    # In the coordinates of a plane after reduce(2), which halves them.
+    box = (im.width * half[0] / size[0], im.height * half[1] / size[1])
     for band in (1, 2):
-        # reduce() by 2 first (a 2x2 average), then BICUBIC for what is left.
-        chroma = im.getchannel(band).resize(half, Image.Resampling.BICUBIC, reducing_gap=1.0)
+        # reduce() by 2 first (a 2x2 average), BICUBIC for the rest.
+        chroma = _edge_repeated(im.getchannel(band).reduce(2), box)
+        chroma = chroma.resize(half, Image.Resampling.BICUBIC, box=(0, 0, *box))
         chroma = chroma.resize((half[0] * 2, half[1] * 2), Image.Resampling.NEAREST)
         planes.append(chroma if chroma.size == size else chroma.crop((0, 0, *size)))
     return Image.merge("YCbCr", planes)
+
+
+def _edge_repeated(plane: Image.Image, extent: tuple[float, float]) -> Image.Image:
+    """``plane`` with its last column and row repeated to cover ``extent``."""
+    width = max(plane.width, math.ceil(extent[0]))
+    height = max(plane.height, math.ceil(extent[1]))
+    if (width, height) == plane.size:
+        return plane
+    grown = Image.new(plane.mode, (width, height))
+    grown.paste(plane, (0, 0))
+    last_x, last_y = plane.width - 1, plane.height - 1
+    if width > plane.width:
+        column = plane.crop((last_x, 0, last_x + 1, plane.height))
+        grown.paste(column.resize((width - plane.width, plane.height)), (plane.width, 0))
+    if height > plane.height:
+        row = grown.crop((0, last_y, width, last_y + 1))
+        grown.paste(row.resize((width, height - plane.height)), (0, plane.height))
+    return grown
 
 
 def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, bytes | None]:
