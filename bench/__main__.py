@@ -22,7 +22,7 @@ from bench import report
 from bench.images import camera_images, corpus_images, generated_images
 from bench.methods import METHODS, RECOMMENDED
 
-PARTS = ("resize", "upload", "gallery", "workers", "mix", "renditions")
+PARTS = ("resize", "upload", "gallery", "workers", "mix", "profile", "renditions")
 DEFAULT_PARTS = ("resize", "upload", "gallery", "workers", "mix")
 BASELINES = ["naive", "pyvips", "ours", "ours-vips"]
 
@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                 image = generated_images(workdir)[0].path
                 results.workers = web.worker_benchmark(
                     s, workdir, image, count=8 if quick else 24, rounds=1
+                )
+            if "profile" in parts:
+                note("profile: the worker path in one process, without Celery")
+                mix = camera_images(workdir, quick=quick, corpus=not args.no_corpus)
+                results.profile = web.profile_worker(
+                    s, workdir, [image.path for image in mix], copies=args.mix_copies or 3
                 )
             if "mix" in parts:
                 note("mix: camera photos of many sizes, 1 worker process against plain loops")

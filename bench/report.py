@@ -19,6 +19,7 @@ class Results:
     gallery: dict[str, Any] | None = None
     workers: dict[str, Any] | None = None
     mix: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
     renditions: Any = None  # bench.renditions.Renditions
 
 
@@ -429,6 +430,23 @@ def mix_section(mix: dict[str, Any]) -> tuple[str, list[Goal]]:
     return text, goals
 
 
+def profile_section(profile: dict[str, Any]) -> str:
+    """Where the worker path's milliseconds go per image (one process, no Celery)."""
+    ms, per = profile["ms_per_image"], profile["calls_per_image"]
+    rows = [
+        [name, f"{value:.1f}", f"{per.get(name, 0):.1f}"]
+        for name, value in sorted(ms.items(), key=lambda item: -item[1])
+    ]
+    rows.append(["Python around them (worker, results, files, models)", "", ""])
+    rows[-1][1] = f"{profile['other_ms_per_image']:.1f}"
+    rows.append(["total", f"{profile['total_ms_per_image']:.1f}", ""])
+    text = _table(["per image", "ms", "calls"], rows)
+    return text + (
+        f"\n{profile['images']} images; {profile['queries_per_image']:.1f} queries an image;"
+        f" the first image took {profile['first_ms']:.0f} ms; cProfile: {profile['cprofile']}"
+    )
+
+
 def render(info: dict[str, str], results: Results) -> str:
     out = ["django-image-sync benchmark", ""]
     width = max(len(k) for k in info)
@@ -465,6 +483,14 @@ def render(info: dict[str, str], results: Results) -> str:
         text, more = workers_section(results.workers)
         out += ["", "Worker scaling (Celery prefork, Redis broker, PostgreSQL):", "", text]
         goals += more
+    for name, label in (("main", "main output only"), ("renditions", "default renditions")):
+        if results.profile and name in results.profile:
+            out += [
+                "",
+                f"The worker path in one process, without Celery, {label} (bench.site.profile):",
+                "",
+                profile_section(results.profile[name]),
+            ]
     if results.mix:
         text, more = mix_section(results.mix)
         out += [

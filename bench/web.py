@@ -462,3 +462,18 @@ def camera_mix_benchmark(
         "all_seconds": seconds,
         "per_second": {name: count / value for name, value in best.items()},
     }
+
+
+def profile_worker(s: Site, workdir: Path, images: list[Path], copies: int) -> dict[str, object]:
+    """The worker path on the camera mix in one process (``bench.site.profile``):
+    main output only, then with the default renditions."""
+    found: dict[str, object] = {}
+    for name, env in (("main", {**s.env, "BENCH_MAIN_ONLY": "1"}), ("renditions", s.env)):
+        out = workdir / f"worker-profile-{name}.txt"
+        argv = [sys.executable, "-m", "bench.site.profile", str(out), str(len(images) * copies)]
+        result = json.loads(
+            run_checked([*argv, *(str(path) for path in images)], env).strip().splitlines()[-1]
+        )
+        result["cprofile"] = str(out)
+        found[name] = result
+    return found
