@@ -1,7 +1,8 @@
 """Run the benchmark: ``python -m bench [--quick] [--only PARTS] [--sweep]`` (or ``bench/run``).
 
 Prints the machine, one row per resize method and image, the request-path,
-rendering and worker measurements, and the goals of issue 4 with PASS/MISS.
+rendering and worker measurements, the worker on a mix of camera photos against
+plain pyvips and Pillow loops (issue 12), and the goals with PASS/MISS.
 The renditions part (``--only renditions``, see ``bench/renditions.py``) is not
 in the default set: it prints its own tables and goals.
 Every ratio compares measurements taken in this same run on the same files.
@@ -18,11 +19,11 @@ import time
 from pathlib import Path
 
 from bench import report
-from bench.images import corpus_images, generated_images
+from bench.images import camera_images, corpus_images, generated_images
 from bench.methods import METHODS, RECOMMENDED
 
-PARTS = ("resize", "upload", "gallery", "workers", "renditions")
-DEFAULT_PARTS = ("resize", "upload", "gallery", "workers")
+PARTS = ("resize", "upload", "gallery", "workers", "mix", "profile", "renditions")
+DEFAULT_PARTS = ("resize", "upload", "gallery", "workers", "mix")
 BASELINES = ["naive", "pyvips", "ours", "ours-vips"]
 
 
@@ -87,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help="comma-separated resize methods (default: by mode)")
     parser.add_argument("--images", help="comma-separated image keys, e.g. jpeg-12mp,jpeg-24mp")
     parser.add_argument("--repeats", type=int, help="timed repeats per process")
-    parser.add_argument("--rounds", type=int, help="fresh processes per method and image")
+    parser.add_argument(
+        "--rounds", type=int, help="fresh processes per method and image; rounds of the mix"
+    )
+    parser.add_argument("--mix-copies", type=int, help="mix: copies of each photo in the backlog")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -142,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds or (1 if quick else 2),
             workdir=workdir,
         )
+        if not quick and not args.images:
+            # The camera mix's sizes and shapes (issue 12), against the baselines only.
+            note("resize: the camera mix's sizes, baselines only")
+            results.resize += resize.measure(
+                camera_images(workdir, corpus=False),
+                {"JPEG": [m for m in BASELINES if m in chosen["JPEG"]]},
+                repeats=args.repeats or 5,
+                warmup=1,
+                rounds=args.rounds or 2,
+                workdir=workdir,
+            )
 
     if "renditions" in parts:
         from bench import renditions
@@ -179,6 +194,22 @@ def main(argv: list[str] | None = None) -> int:
                 image = generated_images(workdir)[0].path
                 results.workers = web.worker_benchmark(
                     s, workdir, image, count=8 if quick else 24, rounds=1
+                )
+            if "profile" in parts:
+                note("profile: the worker path in one process, without Celery")
+                mix = camera_images(workdir, quick=quick, corpus=not args.no_corpus)
+                results.profile = web.profile_worker(
+                    s, workdir, [image.path for image in mix], copies=args.mix_copies or 3
+                )
+            if "mix" in parts:
+                note("mix: camera photos of many sizes, 1 worker process against plain loops")
+                mix = camera_images(workdir, quick=quick, corpus=not args.no_corpus)
+                results.mix = web.camera_mix_benchmark(
+                    s,
+                    workdir,
+                    [image.path for image in mix],
+                    copies=args.mix_copies or (2 if quick else 3),
+                    rounds=args.rounds or (1 if quick else 2),
                 )
 
     info["load average at end"] = loadavg()

@@ -150,6 +150,73 @@ def generated_images(workdir: Path) -> list[TestImage]:
     return images
 
 
+# A spread of the sizes and shapes cameras and phones produce, 2 to 24 MP, for the
+# worker part and the per-size resize rows: key, stored size, EXIF orientation,
+# JPEG quality, seed. The corpus has only two photos large enough to resize (both
+# 3264x2448), so the others are generated the way a camera writes them: the
+# photo-like content above, 4:2:0 chroma subsampling, standard Huffman tables,
+# an EXIF block (make, model, date, orientation) and, for a phone held upright,
+# the pixels stored on their side with orientation 6 (or 8), as phones do.
+CAMERA = (
+    ("cam-2mp", (1600, 1200), 1, 90, 31),
+    ("cam-4mp-16x10", (2560, 1600), 1, 90, 32),
+    ("cam-5mp-portrait", (2592, 1944), 6, 90, 33),
+    ("cam-9mp-pano", (4608, 1976), 1, 90, 34),
+    ("cam-12mp", (4032, 3024), 1, 90, 35),
+    ("cam-12mp-portrait", (4032, 3024), 6, 90, 36),
+    ("cam-16mp-portrait", (3456, 4608), 1, 88, 37),
+    ("cam-20mp", (5472, 3648), 8, 88, 38),
+    ("cam-24mp", (6000, 4000), 1, 88, 39),
+)
+# The subset --quick uses: one of each regime of the reduced JPEG decode
+# (full, 1/2, 3/8) and a portrait stored on its side.
+CAMERA_QUICK = ("cam-4mp-16x10", "cam-9mp-pano", "cam-12mp-portrait", "cam-24mp")
+
+
+def camera_exif(orientation: int, seed: int) -> bytes:
+    """An EXIF block as a camera writes one (the fields the app reads or strips)."""
+    exif = Image.Exif()
+    exif[0x010F] = "BenchCam"  # Make
+    exif[0x0110] = f"Model {seed}"  # Model
+    exif[0x0112] = orientation
+    exif[0x0132] = "2026:12:06 12:00:00"  # DateTime
+    exif[0x0131] = "bench/images.py"  # Software
+    return exif.tobytes()
+
+
+def camera_images(workdir: Path, *, quick: bool = False, corpus: bool = True) -> list[TestImage]:
+    """The camera mix (generated once, cached), then the corpus photos when present.
+
+    ``size`` is the stored size; with orientation 6 or 8 the photo shows turned.
+    """
+    folder = workdir / f"camera-v{GENERATOR}"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for key, size, orientation, quality, seed in CAMERA:
+        if quick and key not in CAMERA_QUICK:
+            continue
+        path = folder / f"{key}-{size[0]}x{size[1]}-o{orientation}-q{quality}.jpg"
+        if not path.exists():
+            turned = orientation in (6, 8)
+            upright = photo_like((size[1], size[0]) if turned else size, seed)
+            # Stored so that applying the orientation shows ``upright``.
+            stored = {
+                6: Image.Transpose.ROTATE_90,
+                8: Image.Transpose.ROTATE_270,
+            }.get(orientation)
+            pixels = upright.transpose(stored) if stored is not None else upright
+            data = encode(
+                pixels, "JPEG", quality=quality, subsampling=2, exif=camera_exif(orientation, seed)
+            )
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        images.append(TestImage(key, path, "JPEG", "RGB", size))
+    if corpus and not quick:
+        images += corpus_images(workdir)
+    return images
+
+
 def corpus_images(workdir: Path) -> list[TestImage]:
     """The larger camera photos of ``../shared/corpus``, when that folder exists."""
     images = []

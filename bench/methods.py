@@ -26,6 +26,7 @@ from typing import Any
 
 QUALITY = 85
 WHITE = (255, 255, 255)
+BOX_DEFAULT = (1920, 1080)
 
 Output = tuple[bytes, tuple[int, int]]
 

@@ -347,16 +347,19 @@ def drain(
     workdir: Path,
     tag: str,
     count: int,
-    image: Path,
+    image: Path | list[Path],
     processes: int,
     *,
     main_only: bool = False,
 ) -> float:
-    """Queue ``count`` new images, start a worker with ``processes``; seconds to drain.
+    """Queue ``count`` new images, start a worker with ``processes``; seconds to drain,
+    from the first image claimed to the last one done.
 
-    ``main_only``: the worker makes the main output alone (no renditions)."""
-    argv = [sys.executable, "-m", "bench.site.driver", "backlog", tag, str(count), str(image)]
-    run_checked(argv, s.env)
+    ``image``: one photo, or several taken in turn. ``main_only``: the worker
+    makes the main output alone (no renditions)."""
+    images = image if isinstance(image, list) else [image]
+    argv = [sys.executable, "-m", "bench.site.driver", "backlog", tag, str(count)]
+    run_checked([*argv, *(str(path) for path in images)], s.env)
     worker_argv = [sys.executable, "-m", "celery", "-A", "bench.site.celery_app", "worker"]
     worker_argv += [f"--concurrency={processes}", "--pool=prefork", "--loglevel=INFO"]
     worker_argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -417,3 +420,60 @@ def worker_benchmark(
         "count": count,
         "image": image.name,
     }
+
+
+# -- issue 12: the worker on a mix of camera photos against plain loops ---------------------
+
+
+def loop_seconds(method: str, files: list[Path], workdir: Path) -> float:
+    """Seconds a plain single-threaded loop (``bench.loops``) takes over ``files``."""
+    from bench.resize import single_thread_env
+
+    outdir = workdir / f"loop-{method}"
+    argv = [sys.executable, "-m", "bench.loops", method, str(outdir), *(str(f) for f in files)]
+    result = run_checked(argv, single_thread_env(), timeout=DRAIN_TIMEOUT)
+    remove_tree(outdir)
+    return float(json.loads(result.strip().splitlines()[-1])["seconds"])
+
+
+def camera_mix_benchmark(
+    s: Site, workdir: Path, images: list[Path], copies: int, rounds: int
+) -> dict[str, object]:
+    """A backlog of camera photos of many sizes drained by one worker process
+    (concurrency 1), main output only and with the default renditions, against a
+    pyvips loop and a naive Pillow loop over the same files in the same run.
+
+    Each round runs the four one after the other; each keeps its fastest round.
+    Images/s ratios are worker / loop (the loops' seconds over the worker's).
+    """
+    files = images * copies
+    count = len(files)
+    seconds: dict[str, list[float]] = {"main": [], "renditions": [], "pyvips": [], "naive": []}
+    for index in range(rounds):
+        seconds["main"].append(drain(s, workdir, f"m0r{index}", count, images, 1, main_only=True))
+        seconds["pyvips"].append(loop_seconds("pyvips", files, workdir))
+        seconds["naive"].append(loop_seconds("naive", files, workdir))
+        seconds["renditions"].append(drain(s, workdir, f"m1r{index}", count, images, 1))
+    best = {name: min(values) for name, values in seconds.items()}
+    return {
+        "count": count,
+        "images": [path.name for path in images],
+        "seconds": best,
+        "all_seconds": seconds,
+        "per_second": {name: count / value for name, value in best.items()},
+    }
+
+
+def profile_worker(s: Site, workdir: Path, images: list[Path], copies: int) -> dict[str, object]:
+    """The worker path on the camera mix in one process (``bench.site.profile``):
+    main output only, then with the default renditions."""
+    found: dict[str, object] = {}
+    for name, env in (("main", {**s.env, "BENCH_MAIN_ONLY": "1"}), ("renditions", s.env)):
+        out = workdir / f"worker-profile-{name}.txt"
+        argv = [sys.executable, "-m", "bench.site.profile", str(out), str(len(images) * copies)]
+        result = json.loads(
+            run_checked([*argv, *(str(path) for path in images)], env).strip().splitlines()[-1]
+        )
+        result["cprofile"] = str(out)
+        found[name] = result
+    return found

@@ -1362,6 +1362,9 @@ def test_png_cost_depends_on_mode_and_bit_depth(png, more_than_8_bit_rgba):
 
 
 def test_png_with_an_exif_chunk_counts_a_turned_copy():
+    # The picture is turned upright once resized: the turned copy is the
+    # output's size, which WORKING_OVERHEAD counts, not the source's.
+    # (Name kept: docs/reliability.md lists this test.)
     limits = {"allowed_formats": ["PNG"], "max_pixels": 10**8, "box": (500, 500)}
     plain = plain_png(1000, 1000)
     exif = Image.Exif()
@@ -1369,7 +1372,7 @@ def test_png_with_an_exif_chunk_counts_a_turned_copy():
     # An eXIf chunk after the image data: read only once the pixels are decoded.
     at_end = plain[:-12] + png_chunk(b"eXIf", exif.tobytes()) + plain[-12:]
     assert inspect_image(io.BytesIO(at_end), **limits).decode_memory == (
-        inspect_image(io.BytesIO(plain), **limits).decode_memory + 4 * 1000 * 1000
+        inspect_image(io.BytesIO(plain), **limits).decode_memory
     )
 
 

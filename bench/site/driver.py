@@ -1,8 +1,9 @@
 """Steps run inside the benchmark site (DJANGO_SETTINGS_MODULE=bench.site.settings).
 
 ``python -m bench.site.driver gallery ROWS REPEATS``: goal 5, prints JSON timings.
-``python -m bench.site.driver backlog TAG COUNT IMAGE``: goal 6, creates COUNT rows
-of distinct content through the upload service; each is queued on commit.
+``python -m bench.site.driver backlog TAG COUNT IMAGE [IMAGE ...]``: goal 6 and the
+camera mix, creates COUNT rows of distinct content through the upload service,
+taking the images in turn; each is queued on commit.
 """
 
 from __future__ import annotations
@@ -178,15 +179,18 @@ def pages_count(body: bytes, needle: bytes) -> int:
     return body.count(needle)
 
 
-def backlog(tag: str, count: int, image: str) -> dict[str, object]:
+def backlog(tag: str, count: int, images: list[str]) -> dict[str, object]:
     from celery import current_app
 
     broker = str(current_app.conf.broker_url)
     assert broker.startswith("redis://"), f"tasks would go to {broker}"
-    with open(image, "rb") as fh:
-        data = fh.read()
+    photos = []
+    for image in images:
+        with open(image, "rb") as fh:
+            photos.append(fh.read())
     ids = []
     for index in range(count):
+        data = photos[index % len(photos)]
         upload = SimpleUploadedFile(
             f"{tag}-{index}.jpg", with_unique_comment(data, f"{tag}-{index}"), "image/jpeg"
         )
@@ -200,7 +204,7 @@ def main(argv: list[str]) -> int:
     if command == "gallery":
         result = gallery(int(args[0]), int(args[1]))
     elif command == "backlog":
-        result = backlog(args[0], int(args[1]), args[2])
+        result = backlog(args[0], int(args[1]), args[2:])
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

@@ -117,9 +117,11 @@ def pillow_memory(layout: SourceLayout) -> int:
     if layout.format == "JPEG":
         width, height = layout.decoded_size or layout.size
         pixels = width * height
-        # The decoded image, a converted copy (CMYK), a turned copy, and the
-        # reduce() step's intermediate (at most a quarter of the pixels).
-        per_pixel = source * (1 + (mode == "CMYK") + layout.oriented + 0.25)
+        # The decoded image, a converted copy (CMYK), and at most half as much
+        # again while it is resampled: one full-size plane and the first
+        # pass's rows (YCbCr), or the reduce() step's intermediate. The picture
+        # is turned upright at the output's size, which WORKING_OVERHEAD covers.
+        per_pixel = source * (1 + (mode == "CMYK") + 0.5)
         return int(layout.coefficient_bytes + pixels * per_pixel + WORKING_OVERHEAD)
     conversion = _PILLOW_CONVERSION_BYTES.get(mode, 4)
     if mode in ("L", "RGB") and layout.transparency:
@@ -136,7 +138,6 @@ def pillow_memory(layout: SourceLayout) -> int:
         + conversion
         + (4 if alpha else 0)  # resize premultiplies alpha in a copy
         + workable / 4  # reduce() intermediate
-        + (source if layout.oriented else 0)  # exif_transpose copy
         # The resampler's first pass and allocator slack: measured up to 0.5
         # bytes a pixel beyond the copies above (8-bit RGB).
         + PILLOW_SLACK

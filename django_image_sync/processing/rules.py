@@ -198,27 +198,33 @@ def _scaled(size: tuple[int, int], numerator: int, denominator: int) -> tuple[in
     return (-(-size[0] * numerator // denominator), -(-size[1] * numerator // denominator))
 
 
-def three_eighths_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int] | None:
-    """The 3/8 size where it covers ``target`` and 1/4 would not, else None."""
+# The scales Pillow's JPEG decoder can ask libjpeg(-turbo) for, smallest first, as
+# (N, denominator): Pillow sets scale_num = 1 and scale_denom = denominator, and
+# libjpeg decodes at the smallest N/8 >= 1/denominator (its inverse DCT scales by
+# N/8). 5/8 to 7/8 would need another scale_num, which Pillow does not set.
+JPEG_SCALES = ((1, 8), (2, 4), (3, 3), (4, 2), (8, 1))
 
-    def covers(scaled: tuple[int, int]) -> bool:
-        return scaled[0] >= target[0] and scaled[1] >= target[1]
 
-    three_eighths = _scaled(size, 3, 8)
-    return three_eighths if covers(three_eighths) and not covers(_scaled(size, 1, 4)) else None
+def jpeg_decode_scale(
+    size: tuple[int, int], target: tuple[int, int]
+) -> tuple[tuple[int, int], int]:
+    """The smallest size a JPEG of ``size`` decodes at that still covers ``target``
+    (both in the stored orientation), and the decoder's scale denominator for it.
+
+    libjpeg rounds a scaled size up (``ceil(width * N / 8)``); so does this.
+    A 4032x3024 photo into 1440x1080 decodes at 3/8 (1512x1134), a 4608x1976
+    panorama into 1920x823 at 1/2, a 2560x1600 photo into 1728x1080 at full size.
+    """
+    for numerator, denominator in JPEG_SCALES:
+        scaled = _scaled(size, numerator, 8)
+        if scaled[0] >= target[0] and scaled[1] >= target[1]:
+            return scaled, denominator
+    return size, 1
 
 
 def with_jpeg_decode_size(
     layout: costs.SourceLayout, target: tuple[int, int]
 ) -> costs.SourceLayout:
-    """``layout`` with the size :func:`_reduced_jpeg_decode` decodes that JPEG at.
-
-    ``target`` is in the stored orientation. Where 3/8 does not apply,
-    Pillow's ``draft()`` takes the smallest of 1/8, 1/4, 1/2 that covers it.
-    """
-    size = layout.size
-    decoded = three_eighths_size(size, target)
-    if decoded is None:
-        scale = min(size[0] // target[0], size[1] // target[1])
-        decoded = _scaled(size, 1, next(d for d in (8, 4, 2, 1) if scale >= d))
-    return dataclasses.replace(layout, decoded_size=decoded)
+    """``layout`` with the size the Pillow backend decodes that JPEG at
+    (:func:`jpeg_decode_scale`; ``target`` is in the stored orientation)."""
+    return dataclasses.replace(layout, decoded_size=jpeg_decode_scale(layout.size, target)[0])

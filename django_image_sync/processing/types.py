@@ -14,7 +14,7 @@ from PIL import (
 
 # Bumped whenever a change here alters the bytes of a resized image, so cached
 # results of the old pipeline are not reused.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 SPEC_KEY_LENGTH = 12
 

@@ -1,10 +1,19 @@
-"""The Pillow backend: decode (reduced for JPEG), orient, resize, convert and encode."""
+"""The Pillow backend: decode (reduced for JPEG), resize, orient, convert and encode.
+
+Where a photo's milliseconds go, and why the steps are in this order, is in
+``docs/performance.md`` ("How the pipeline gets its speed"). In short: a JPEG
+is decoded at the smallest N/8 scale that still covers the output; a colour
+JPEG is kept in YCbCr, its luma resampled at the output's size and its chroma
+at half that size, which is all a 4:2:0 JPEG keeps; the picture is turned
+upright only once it is small.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import IO
 
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 from PIL.ImageFile import ImageFile
 
 from ..placeholder import BLUR_RADIUS
@@ -15,78 +24,150 @@ from ..rules import (
     fit_within,
     flatten,
     header_orientation,
+    jpeg_decode_scale,
     keeps_icc_profile,
     open_image,
     output_mode,
     sixteen_bit_samples,
-    three_eighths_size,
     to_workable_mode,
 )
 from ..types import Encoding, Rendered, RenditionPlan, ResizeResult, ResizeSpec
 
+_T = Image.Transpose
+# What a viewer does to show each EXIF orientation upright (EXIF 2.3, tag 0x0112).
+TRANSPOSE_FOR = {
+    2: _T.FLIP_LEFT_RIGHT,
+    3: _T.ROTATE_180,
+    4: _T.FLIP_TOP_BOTTOM,
+    5: _T.TRANSPOSE,
+    6: _T.ROTATE_270,
+    7: _T.TRANSVERSE,
+    8: _T.ROTATE_90,
+}
 
-def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int]) -> None:
+
+def _reduced_jpeg_decode(im: ImageFile, target: tuple[int, int], *, ycbcr: bool = False) -> None:
     """Make the JPEG decoder scale the image down while decoding, staying >= ``target``.
 
     libjpeg(-turbo) scales by N/8 during the inverse DCT; ``draft()`` offers only
-    1/2, 1/4 and 1/8. Where 1/4 would fall below the target but 3/8 covers it
-    (a 12 MP or 24 MP photo into 1920x1080), decoding at 3/8 instead of 1/2
-    halves the pixels left to resample. That step sets the decoder's scale
-    through Pillow's tile and decoder settings; if they are not in the shape
-    expected, ``draft()`` is used as is.
+    1/2, 1/4 and 1/8. Where 3/8 covers the target and 1/4 does not (a 12 MP or
+    24 MP photo into 1920x1080), decoding at 3/8 instead of 1/2 halves the
+    pixels left to resample. The scale is set through Pillow's tile and
+    decoder settings (:func:`..rules.jpeg_decode_scale` picks it); if they are
+    not in the shape expected, ``draft()`` is used as is.
+
+    ``ycbcr``: the decoder hands over its YCbCr samples (``draft("YCbCr")``,
+    public), skipping the colour conversion; only for an RGB JPEG.
     """
-    three_eighths = three_eighths_size(im.size, target)
     tile = im.tile[0] if len(im.tile) == 1 else None
-    if (
-        three_eighths is not None
-        and tile is not None
-        and hasattr(tile, "_replace")
-        and not getattr(im, "decoderconfig", None)
-    ):
-        im.tile = [tile._replace(extents=(0, 0, *three_eighths))]
-        im._size = three_eighths
-        # The decoder's scale is 1/denominator, rounded by libjpeg up to N/8: 3/8.
-        im.decoderconfig = (3, 0)
+    if tile is None or not hasattr(tile, "_replace") or getattr(im, "decoderconfig", None):
+        im.draft(im.mode, target)
         return
-    im.draft(im.mode, target)
+    if ycbcr:
+        im.draft("YCbCr", None)
+        tile = im.tile[0]
+    size, denominator = jpeg_decode_scale(im.size, target)
+    im.tile = [tile._replace(extents=(0, 0, *size))]
+    im._size = size
+    # The decoder's scale is 1/denominator, rounded by libjpeg up to N/8.
+    im.decoderconfig = (denominator, 0)
+
+
+def _resize_ycbcr(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A YCbCr image resized for a 4:2:0 encoder: luma at ``size``, chroma at half.
+
+    The luma (what the eye sees as detail) is resampled as an RGB image would
+    be (BICUBIC); the two chroma planes only to half the size, then doubled
+    pixel for pixel. A 4:2:0 encoder (JPEG's default in Pillow, WebP, AVIF)
+    averages each 2x2 block of chroma, which gives back exactly the half-size
+    planes: the same output for about half the resampling of three channels.
+    """
+    if im.size == size:
+        return im
+    # One plane at a time (not split()): one full-size plane in memory, not three.
+    planes = [im.getchannel(0).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)]
+    half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
+    # Chroma sample i stands for output pixels 2i and 2i + 1. Where a side of
+    # the output is odd, the last sample's second pixel lies one output pixel
+    # beyond the picture (an encoder repeats the edge there): the box the
+    # planes are resampled from reaches that far, so the samples line up.
+    # In the coordinates of a plane after reduce(2), which halves them.
+    box = (im.width * half[0] / size[0], im.height * half[1] / size[1])
+    for band in (1, 2):
+        # reduce() by 2 first (a 2x2 average), BICUBIC for the rest.
+        chroma = _edge_repeated(im.getchannel(band).reduce(2), box)
+        chroma = chroma.resize(half, Image.Resampling.BICUBIC, box=(0, 0, *box))
+        chroma = chroma.resize((half[0] * 2, half[1] * 2), Image.Resampling.NEAREST)
+        planes.append(chroma if chroma.size == size else chroma.crop((0, 0, *size)))
+    return Image.merge("YCbCr", planes)
+
+
+def _edge_repeated(plane: Image.Image, extent: tuple[float, float]) -> Image.Image:
+    """``plane`` with its last column and row repeated to cover ``extent``."""
+    width = max(plane.width, math.ceil(extent[0]))
+    height = max(plane.height, math.ceil(extent[1]))
+    if (width, height) == plane.size:
+        return plane
+    grown = Image.new(plane.mode, (width, height))
+    grown.paste(plane, (0, 0))
+    last_x, last_y = plane.width - 1, plane.height - 1
+    if width > plane.width:
+        column = plane.crop((last_x, 0, last_x + 1, plane.height))
+        grown.paste(column.resize((width - plane.width, plane.height)), (plane.width, 0))
+    if height > plane.height:
+        row = grown.crop((0, last_y, width, last_y + 1))
+        grown.paste(row.resize((width, height - plane.height)), (0, plane.height))
+    return grown
 
 
 def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, bytes | None]:
     """The upright pixels at the main output's size, in a workable mode (L, LA, RGB,
-    RGBA), with the source's mode and ICC profile. The one decode of a render."""
+    RGBA; YCbCr for a colour JPEG made into a JPEG), with the source's mode and
+    ICC profile. The one decode of a render."""
     fileobj.seek(0)
     with open_image(fileobj, None) as source:
         source_mode = source.mode
         orientation = header_orientation(source)
-        width, height = source.size
-        upright = (height, width) if orientation in TRANSPOSING_ORIENTATIONS else (width, height)
-        target = fit_within(upright[0], upright[1], spec.box)
-        if source.format in ("JPEG", "MPO"):
-            stored_target = (
-                (target[1], target[0]) if orientation in TRANSPOSING_ORIENTATIONS else target
+        size = source.size
+        jpeg = source.format in ("JPEG", "MPO")
+        if jpeg:
+            _reduced_jpeg_decode(
+                source,
+                _stored_target(size, orientation, spec.box),
+                ycbcr=source_mode == "RGB" and spec.format == "JPEG",
             )
-            _reduced_jpeg_decode(source, stored_target)
         sixteen_bit = sixteen_bit_samples(source)
         source.load()
-        if source.format not in ("JPEG", "MPO"):
+        if not jpeg:
             # A PNG may carry its eXIf chunk after the pixel data; now it is read.
-            late = decoded_orientation(source)
-            if late != orientation:
-                orientation = late
-                upright = (height, width) if late in TRANSPOSING_ORIENTATIONS else (width, height)
-                target = fit_within(upright[0], upright[1], spec.box)
+            orientation = decoded_orientation(source)
         icc_profile = source.info.get("icc_profile")
+        # Resized as stored, turned upright once small.
+        target = _stored_target(size, orientation, spec.box)
         im: Image.Image = source
-        if orientation != 1:
-            im = ImageOps.exif_transpose(im)
-        im = to_workable_mode(im, sixteen_bit=sixteen_bit)
-        if im.size != target:
-            # After the reduced decode the factor left is below 8/3; BICUBIC is
-            # within 0.1 dB of LANCZOS there at two thirds of the cost.
-            im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        if im.mode == "YCbCr":
+            im = _resize_ycbcr(im, target)
+        else:
+            im = to_workable_mode(im, sixteen_bit=sixteen_bit)
+            if im.size != target:
+                # After the reduced decode the factor left is below 8/3; BICUBIC is
+                # within 0.1 dB of LANCZOS there at two thirds of the cost.
+                im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        if orientation in TRANSPOSE_FOR:
+            im = im.transpose(TRANSPOSE_FOR[orientation])
     # Metadata travels in ``info``; drop all of it: outputs get only the profile.
     im.info = {}
     return im, source_mode, icc_profile
+
+
+def _stored_target(
+    size: tuple[int, int], orientation: int, box: tuple[int, int]
+) -> tuple[int, int]:
+    """The output's size before it is turned upright: fit_within() of the upright
+    picture, in the orientation the pixels are stored in."""
+    turned = orientation in TRANSPOSING_ORIENTATIONS
+    width, height = fit_within(*((size[1], size[0]) if turned else size), box)
+    return (height, width) if turned else (width, height)
 
 
 def _encode(
@@ -98,12 +179,16 @@ def _encode(
 ) -> tuple[bytes, Image.Image]:
     """``im`` encoded as ``encoding`` asks; the pixels encoded are returned too."""
     out_format = encoding.format
+    if im.mode == "YCbCr" and out_format != "JPEG":
+        im = im.convert("RGB")
     mode = output_mode(im.mode, out_format)
     if mode != im.mode and not mode.endswith("A") and im.mode.endswith("A"):
         im = flatten(im, spec.background)
     if mode != im.mode:
         im = im.convert(mode)
-    keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, im.mode)
+    # YCbCr is RGB in JPEG's own coding: the profile describes the same colours.
+    colour_mode = "RGB" if im.mode == "YCbCr" else im.mode
+    keep_icc = bool(icc_profile) and keeps_icc_profile(source_mode, colour_mode)
     return pillow_encode(im, encoding, spec.quality, icc_profile if keep_icc else None), im
 
 
@@ -118,16 +203,26 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
     """
     spec = plan.main
     im, source_mode, icc_profile = _decode(fileobj, spec)
+    # The main JPEG is encoded from YCbCr; everything else wants RGB, made once.
+    rgb: list[Image.Image] = []
+
+    def as_rgb(level: Image.Image) -> Image.Image:
+        if level.mode != "YCbCr":
+            return level
+        if not rgb:
+            rgb.append(level.convert("RGB"))
+        return rgb[0]
 
     def resize(level: Image.Image, size: tuple[int, int]) -> Image.Image:
         # LANCZOS from the next larger width: a factor of 3 at most.
-        return level.resize(size, Image.Resampling.LANCZOS)
+        return as_rgb(level).resize(size, Image.Resampling.LANCZOS)
 
     def encode(level: Image.Image, encoding: Encoding) -> bytes:
-        return _encode(level, encoding, spec, source_mode, icc_profile)[0]
+        pixels = level if encoding.format == "JPEG" else as_rgb(level)
+        return _encode(pixels, encoding, spec, source_mode, icc_profile)[0]
 
     def placeholder(smallest: Image.Image, size: tuple[int, int], quality: int) -> bytes:
-        small = smallest.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+        small = as_rgb(smallest).resize(size, Image.Resampling.BOX, reducing_gap=2.0)
         small = small.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
         return _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)[0]
 
@@ -143,7 +238,7 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
-    """Decode, orient, resize to fit ``spec.box``, convert and encode: the main output alone.
+    """Decode, resize to fit ``spec.box``, orient, convert and encode: the main output alone.
 
     The output carries no EXIF, XMP or comments (GPS, camera serials, ...); an
     ICC profile is kept only when the colour space is unchanged, so colours

@@ -1,0 +1,38 @@
+"""The worker part's baselines: ``python -m bench.loops METHOD OUTDIR FILE [FILE ...]``.
+
+A plain single-threaded loop over the files, in one fresh process: ``pyvips``
+(``pyvips.Image.thumbnail`` to fit 1920x1080, then ``jpegsave`` q85, libvips'
+cache off) or ``naive`` (Pillow: open, exif_transpose, resize LANCZOS to fit,
+save JPEG q85). Each output is written to OUTDIR, as the worker writes its own
+to storage. Prints one JSON line: the seconds from the start of the first image
+to the end of the last, and the count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.methods import BOX_DEFAULT, naive, pyvips_setup, pyvips_thumbnail
+
+
+def main(argv: list[str]) -> int:
+    method, outdir, *files = argv
+    run = {"pyvips": pyvips_thumbnail, "naive": naive}[method]
+    if method == "pyvips":
+        pyvips_setup()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for index, name in enumerate(files):
+        data, _ = run(Path(name), BOX_DEFAULT, False)
+        (out / f"{index}.jpg").write_bytes(data)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "count": len(files)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
