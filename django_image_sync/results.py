@@ -120,6 +120,9 @@ def forget_refreshes(image_ids: list[int]) -> None:
 # How long a lock holder may take (writing one image's outputs and updating its
 # row), and how long another waits for it before going on without it.
 LOCK_TTL = 120
+# A lock released this long before its ttl runs out is deleted without first
+# checking that it is still the holder's (seconds).
+LOCK_MARGIN = 2.0
 CONTENT_LOCK_WAIT = 60
 _held = threading.local()
 
@@ -176,12 +179,15 @@ def lock(name: str, *, wait: float = 0, ttl: float = LOCK_TTL) -> Iterator[bool]
         yield False
         return
     held.add(name)
+    taken_at = time.monotonic()
     try:
         yield True
     finally:
         held.discard(name)
         with contextlib.suppress(Exception):
-            if cache.get(key) == token:  # not another holder's, after our ttl ran out
+            # Still ours for sure well within the ttl: one command. Later it may
+            # have run out and be another holder's: look before deleting.
+            if time.monotonic() - taken_at < ttl - LOCK_MARGIN or cache.get(key) == token:
                 cache.delete(key)
 
 

@@ -21,15 +21,19 @@ from .storage import image_storage, output_storage
 logger = logging.getLogger("django_image_sync")
 
 
-def claim(image_id: int) -> UploadedImage | None:
-    """Take a row for processing; None when it is done, failed or gone."""
-    image = UploadedImage.objects.filter(pk=image_id).first()
+def claim(image_id: int, image: UploadedImage | None = None) -> UploadedImage | None:
+    """Take a row for processing; None when it is done, failed or gone.
+
+    ``image`` is the row as read just before (else it is read here)."""
+    if image is None:
+        image = UploadedImage.objects.filter(pk=image_id).first()
     if image is None or image.status not in (Status.PENDING, Status.PROCESSING):
         return None
     attempts = image.attempts + 1
     # Conditional on the attempts we read: of two tasks claiming the same row at
-    # once (a redelivery racing a retry), only one wins.
-    # A row waiting for the sweeper is no longer due once claimed (retry_at).
+    # once (a redelivery racing a retry), only one wins; a row another run
+    # finished meanwhile is not taken. A row waiting for the sweeper is no
+    # longer due once claimed (retry_at).
     claimed = UploadedImage.objects.filter(attempts=image.attempts).transition(
         image_id, Status.PROCESSING, attempts=attempts, retry_at=None
     )
@@ -40,13 +44,10 @@ def claim(image_id: int) -> UploadedImage | None:
     return image
 
 
-# A run of the same image still holding its lock is let finish: a duplicate
-# delivery does not wait for it, beyond the moment it takes to notice that the
-# holder's process on this host is gone (results.lock frees such a lock).
-RUN_LOCK_WAIT = 0.2
-# Of two runs of one content (twin rows, on any hosts), the second waits this
-# long for the first to store its outputs, then reuses them. Well below
-# PROCESSING_TIME_LIMIT: past it, the second renders too.
+# Of two runs of one content (a duplicate delivery of the task, or twin rows,
+# on any hosts), the second waits this long for the first to finish, then
+# finds the image done or reuses its result. Well below PROCESSING_TIME_LIMIT:
+# past it (a holder that died on another host), the second goes on.
 RENDER_LOCK_WAIT = 30.0
 
 
@@ -58,27 +59,30 @@ def process_image(image_id: int, *, force: bool = False) -> str:
     decoding. ``force`` skips both and writes every output again (used by
     "reprocess"). Raises :class:`TransientError` for failures worth a retry.
 
-    Once across hosts: a run holds the image's lock (``results.lock``, in the
-    shared cache) from its claim to its end, and a duplicate delivery of the
-    task meanwhile is skipped; a run that dies leaves the image to the
-    redelivery (same host) or the sweeper. One content is decoded by one run
-    at a time (its render lock), so twin rows are decoded once and each output
-    written once. Writing the outputs and recording them in the row run under
-    the content's lock (``results.content_lock``), as does every deletion of
-    that content's unreferenced files, so neither undoes the other.
+    Once across hosts: a run holds its content's render lock (``results.lock``,
+    in the shared cache) from its claim to its end. A duplicate delivery of the
+    task meanwhile waits for it, then finds the image done and is skipped
+    without claiming or decoding it; a twin row of the same content waits, then
+    reuses the result, so each output is written once. A lock whose holder died
+    on this host is freed at once. Writing the outputs and recording them in
+    the row run under the content's lock (``results.content_lock``), as does
+    every deletion of that content's unreferenced files, so neither undoes the
+    other.
     """
+    image = UploadedImage.objects.filter(pk=image_id).first()
+    if image is None or image.status not in (Status.PENDING, Status.PROCESSING):
+        return "skipped"
     hold = conf.get("PROCESSING_TIME_LIMIT") + queue.HARD_TIME_LIMIT_GRACE
-    with results.lock(f"image:{image_id}", wait=RUN_LOCK_WAIT, ttl=hold) as ours:
-        if not ours:
-            logger.info("django-image-sync: image %s is being processed elsewhere", image_id)
+    with results.lock(f"render:{image.sha256}", wait=RENDER_LOCK_WAIT, ttl=hold) as alone:
+        if not alone:
+            logger.warning("django-image-sync: content %s still rendering; going on", image.sha256)
+        claimed = claim(image_id, image)
+        if claimed is None:
             return "skipped"
-        image = claim(image_id)
-        if image is None:
-            return "skipped"
-        return _process(image, force=force, hold=hold)
+        return _process(claimed, force=force)
 
 
-def _process(image: UploadedImage, *, force: bool, hold: float) -> str:
+def _process(image: UploadedImage, *, force: bool) -> str:
     max_attempts = conf.get("MAX_ATTEMPTS")
     if image.attempts > max_attempts:
         return fail_image(
@@ -91,41 +95,49 @@ def _process(image: UploadedImage, *, force: bool, hold: float) -> str:
     plan = conf.output_plan()
     key = results.result_cache_key(image.sha256, plan.main)
     outcome = None
-    with results.lock(f"render:{image.sha256}", wait=RENDER_LOCK_WAIT, ttl=hold) as alone:
-        if not alone:
-            logger.warning("django-image-sync: content %s still rendering; going on", image.sha256)
-        if not force:
-            with results.content_lock(image.sha256):
-                known = _known(image, plan, key)
-                if known is not None:
-                    outcome = _finish(image, known)
-        if outcome is None:
-            made = _render(image, plan, force=force)
-            if isinstance(made, Failure):
-                return fail_image(image.pk, made.message, code=made.code, params=made.params)
-            with results.content_lock(image.sha256):
-                result = _store(image, plan, *made, force=force)
-                results.remember(key, result)
-                outcome = _finish(image, result)
+    # Looked up without the content's lock (most images are new), then again
+    # under it when something was found, before the row points at it.
+    if not force and _known(image, plan, key) is not None:
+        with results.content_lock(image.sha256):
+            known = _known(image, plan, key)
+            if known is not None:
+                outcome = _finish(image, known)
+    if outcome is None:
+        made = _render(image, plan, force=force)
+        if isinstance(made, Failure):
+            return fail_image(image.pk, made.message, code=made.code, params=made.params)
+        with results.content_lock(image.sha256):
+            result = _store(image, plan, *made, force=force)
+            results.remember(key, result)
+            outcome = _finish(image, result)
     if outcome == Status.DONE:
-        image.refresh_from_db()
         image_processed.send(sender=UploadedImage, image=image)
     return outcome
 
 
 def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
-    """Move the row to ``done`` with ``result``; delete what it no longer refers to."""
-    moved = UploadedImage.objects.transition(
-        image.pk,
-        Status.DONE,
-        error="",
-        error_code="",
-        error_params={},
-        retry_at=None,
-        retrying_since=None,
+    """Move the row to ``done`` with ``result``; delete what it no longer refers to.
+
+    ``image`` is given the values written, as a read of the row would (the
+    ``image_processed`` signal sends it)."""
+    old_outputs = image.output_names()
+    done = {
+        "status": Status.DONE,
+        "error": "",
+        "error_code": "",
+        "error_params": {},
+        "retry_at": None,
+        "retrying_since": None,
+        "updated": timezone.now(),
         **_fields(result),
+    }
+    moved = UploadedImage.objects.transition(
+        image.pk, Status.DONE, **{k: v for k, v in done.items() if k != "status"}
     )
-    if not _tidy_after(image, result, moved=moved):
+    if moved:
+        for name, value in done.items():
+            setattr(image, name, value)
+    if not _tidy_after(old_outputs, result, moved=moved):
         return "skipped"
     logger.info(
         "django-image-sync: image %s done (%sx%s, %s outputs)",
@@ -192,18 +204,19 @@ def _switch(image: UploadedImage, result: dict[str, Any]) -> str:
     moved = UploadedImage.objects.filter(
         pk=image.pk, status=Status.DONE, updated=image.updated
     ).update(updated=timezone.now(), **_fields(result))
-    if not _tidy_after(image, result, moved=bool(moved)):
+    if not _tidy_after(image.output_names(), result, moved=bool(moved)):
         return "skipped"
     logger.info("django-image-sync: image %s refreshed to the current settings", image.pk)
     return Status.DONE
 
 
-def _tidy_after(image: UploadedImage, result: dict[str, Any], *, moved: bool) -> bool:
-    """After trying to point ``image``'s row at ``result``: delete the files no row
-    refers to, the result's own when the row did not move (deleted or started
-    over meanwhile), else the row's outputs of earlier settings. Returns ``moved``."""
+def _tidy_after(old_outputs: list[str], result: dict[str, Any], *, moved: bool) -> bool:
+    """After trying to point a row at ``result``: delete the files no row refers
+    to, the result's own when the row did not move (deleted or started over
+    meanwhile), else the row's outputs of earlier settings (``old_outputs``).
+    Returns ``moved``."""
     if moved:
-        files.delete_unreferenced(sorted(set(image.output_names()) - set(_names(result))))
+        files.delete_unreferenced(sorted(set(old_outputs) - set(_names(result))))
     else:
         files.delete_unreferenced(_names(result))
     return moved

@@ -442,13 +442,13 @@ def test_image_that_kills_the_worker_every_time_gives_up_after_max_attempts(star
 @pytest.mark.django_db(transaction=True)
 def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_here):
     """The second delivery (visibility timeout passed, or the sweeper) comes while
-    the first run is still resizing: it leaves the image to that run (the image's
-    lock), without claiming or decoding it."""
+    the first run is still resizing: it waits for that run (the content's render
+    lock), then finds the image done, without claiming or decoding it."""
     data = jpeg_bytes((1600, 1200), seed=331)
     complete = expected_resize(data)
     image = upload_one(data)
     first_resizing = threading.Event()
-    second_over = threading.Event()
+    let_first_go = threading.Event()
     real = pillow_backend.render
     resizes: list[str] = []
 
@@ -456,7 +456,7 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
         resizes.append(threading.current_thread().name)
         if threading.current_thread().name == "first":
             first_resizing.set()
-            second_over.wait(THREAD_WAIT)
+            let_first_go.wait(THREAD_WAIT)
         return real(fileobj, plan, skip)
 
     monkeypatch.setattr(pillow_backend, "render", resize)
@@ -475,9 +475,12 @@ def test_two_overlapping_runs_of_one_task_finish_it_once(monkeypatch, processed_
     first.start()
     assert first_resizing.wait(THREAD_WAIT)
     second.start()
-    second.join(THREAD_WAIT)
-    second_over.set()
+    second.join(1.0)
+    assert second.is_alive()  # waiting for the first run
+    assert fresh(image.pk).attempts == 1  # and it has not claimed the row
+    let_first_go.set()
     first.join(THREAD_WAIT)
+    second.join(THREAD_WAIT)
 
     assert resizes == ["first"]
     assert results == {"first": Status.DONE, "second": "skipped"}

@@ -39,8 +39,8 @@ def _patch_pool_process(**kwargs: Any) -> None:
     real_claim = worker.claim
     real_render = pillow_backend.render
 
-    def claim(image_id: int) -> Any:
-        image = real_claim(image_id)
+    def claim(image_id: int, *args: Any) -> Any:
+        image = real_claim(image_id, *args)
         claimed["image"] = image
         if image is not None:
             record(f"claimed {image_id} attempt={image.attempts} pid={pid} at={time.time():.3f}")
