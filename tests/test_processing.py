@@ -1361,10 +1361,9 @@ def test_png_cost_depends_on_mode_and_bit_depth(png, more_than_8_bit_rgba):
     assert (info.decode_memory > rgba) == more_than_8_bit_rgba
 
 
-def test_png_with_an_exif_chunk_counts_a_turned_copy():
+def test_png_with_an_exif_chunk_costs_no_full_size_turned_copy():
     # The picture is turned upright once resized: the turned copy is the
     # output's size, which WORKING_OVERHEAD counts, not the source's.
-    # (Name kept: docs/reliability.md lists this test.)
     limits = {"allowed_formats": ["PNG"], "max_pixels": 10**8, "box": (500, 500)}
     plain = plain_png(1000, 1000)
     exif = Image.Exif()
