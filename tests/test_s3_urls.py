@@ -35,6 +35,7 @@ def split(settings: Any, moto_url: str, monkeypatch: Any) -> Iterator[str]:
 
     monkeypatch.setattr(queue, "enqueue_resize", lambda *args, **kwargs: True)
     client = s3.client(moto_url)
+    s3.empty_bucket(moto_url)  # what other tests of the session left there
     if PRIVATE not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
         client.create_bucket(Bucket=PRIVATE)
     private = s3.storage_settings(moto_url, querystring_auth=True, querystring_expire=3600)
