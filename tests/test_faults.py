@@ -361,6 +361,7 @@ def kill_mid_write(worker: FaultWorker, data: bytes, name: str) -> tuple[Uploade
     return image, partial
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_write_is_redelivered_and_ends_done(start_worker):
@@ -387,6 +388,7 @@ def test_worker_killed_mid_write_is_redelivered_and_ends_done(start_worker):
     assert "WorkerLostError" in worker.output()
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_write_leaves_no_stray_partial_file(start_worker):
@@ -407,6 +409,7 @@ def test_worker_killed_mid_write_leaves_no_stray_partial_file(start_worker):
     assert len(read_stored(done.resized.name)) != partial
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.storage_independent
@@ -560,6 +563,7 @@ def test_storage_refusing_to_save_is_a_transient_error(flaky_storage, processed_
     assert processed_here == [image.pk]
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_worker_retries_a_storage_failure_after_a_backoff(start_worker):
@@ -582,6 +586,7 @@ def test_worker_retries_a_storage_failure_after_a_backoff(start_worker):
     assert signalled("processed", image.pk) == 1
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_after_its_retries_an_image_waits_for_the_sweeper_with_its_error(start_worker):
@@ -640,6 +645,7 @@ def chains(pk: int) -> list[list[float]]:
     return runs
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_images_outlast_a_long_storage_outage_and_finish_by_themselves(start_worker):
@@ -668,6 +674,12 @@ def test_images_outlast_a_long_storage_outage_and_finish_by_themselves(start_wor
     arm("save", 0)  # storage is back
 
     done = [wait_for_status(image.pk, FINAL, WORKER_WAIT) for image in images]
+    # Each image_processed follows its row's move to done.
+    wait_until(
+        lambda: all(signalled("processed", image.pk) for image in images),
+        WORKER_WAIT,
+        "image_processed for every image",
+    )
 
     for image in done:
         assert image.status == Status.DONE, image.error
@@ -687,6 +699,7 @@ def test_images_outlast_a_long_storage_outage_and_finish_by_themselves(start_wor
     assert "Traceback" not in worker.output()
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_an_image_failing_past_the_retry_horizon_fails_and_leaves_no_output(start_worker):
@@ -712,7 +725,8 @@ def test_an_image_failing_past_the_retry_horizon_fails_and_leaves_no_output(star
     assert len(chains(image.pk)) >= 2  # it did wait for the sweeper first
     assert failed.retry_at is None
     assert stored_files("resized") == []
-    assert signalled("failed", image.pk) == 1
+    # The signal follows the row's move to failed.
+    wait_until(lambda: signalled("failed", image.pk) == 1, WORKER_WAIT, "image_failed")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -67,6 +67,7 @@ def test_names_go_to_their_storage(settings: Any) -> None:
     assert output_storage.backend is image_storage.backend  # None: STORAGE's
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_outputs_are_written_served_and_deleted_in_their_own_storage(

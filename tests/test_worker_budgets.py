@@ -76,6 +76,7 @@ def test_budget_lowered_after_upload_fails_the_image_without_decoding(settings, 
     )
 
 
+@pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 def test_image_past_the_time_limit_ends_failed_and_is_not_redelivered(celery_worker, settings):
     # 50 MP, 100 scans: inside every budget, about 2.7 s of decoding here.
     settings.IMAGE_SYNC = {"PROCESSING_TIME_LIMIT": 1}
