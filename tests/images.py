@@ -9,7 +9,7 @@ import struct
 import zlib
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 
 def photo_like(size: tuple[int, int], mode: str = "RGB", seed: int = 1) -> Image.Image:
@@ -199,3 +199,16 @@ def png_from_samples(
     chunks.append(png_chunk(b"IDAT", zlib.compress(b"".join(rows), 9)))
     chunks.append(png_chunk(b"IEND", b""))
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def record_jpeg_loads(monkeypatch) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Sizes at which JPEGs are decoded (``load()`` runs after the decoder is set up)."""
+    loads: list[tuple[int, int]] = []
+    original_load = JpegImagePlugin.JpegImageFile.load
+
+    def recording_load(self):  # type: ignore[no-untyped-def]
+        loads.append(self.size)
+        return original_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    return loads

@@ -22,7 +22,6 @@ from PIL import (
     ImageCms,
     ImageOps,
     ImageStat,
-    JpegImagePlugin,
     PngImagePlugin,
     features,
 )
@@ -49,6 +48,7 @@ from tests.images import (
     png_bytes,
     png_chunk,
     progressive_jpeg,
+    record_jpeg_loads,
     upload,
 )
 
@@ -780,19 +780,6 @@ def test_resize_rewinds_before_reading(big_jpeg):
 def test_small_image_is_not_upscaled():
     result = resize_image(io.BytesIO(jpeg_bytes((64, 48))), ResizeSpec(box=(1920, 1080)))
     assert opened(result.data).size == (64, 48)
-
-
-def record_jpeg_loads(monkeypatch) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    """Sizes at which JPEGs are decoded (``load()`` runs after the decoder is set up)."""
-    loads: list[tuple[int, int]] = []
-    original_load = JpegImagePlugin.JpegImageFile.load
-
-    def recording_load(self):  # type: ignore[no-untyped-def]
-        loads.append(self.size)
-        return original_load(self)
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
-    return loads
 
 
 @pytest.mark.parametrize("orientation", [1, 6])

@@ -16,11 +16,11 @@ import math
 import random
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat, JpegImagePlugin
+from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 from django_image_sync.processing import ResizeSpec, fit_within, resize_image
 from django_image_sync.processing.rules import jpeg_decode_scale
-from tests.images import encode, photo_like
+from tests.images import encode, photo_like, record_jpeg_loads
 
 BOX = (1920, 1080)
 T = Image.Transpose
@@ -78,18 +78,6 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def loads_recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    loads: list[tuple[int, int]] = []
-    original = JpegImagePlugin.JpegImageFile.load
-
-    def load(self):  # type: ignore[no-untyped-def]
-        loads.append(self.size)
-        return original(self)
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
-    return loads
-
-
 # (upright size, orientation, size decoded at (stored orientation), output size)
 CAMERA_SIZES = [
     ((1600, 1200), 1, (1600, 1200), (1440, 1080)),  # 2 MP: full size, factor 1.11
@@ -107,7 +95,7 @@ def test_camera_sizes_decode_at_the_smallest_scale_covering_the_output(
     monkeypatch, size, orientation, decoded_at, output
 ):
     data = camera_jpeg(Image.new("RGB", size, (90, 120, 200)), orientation, quality=80)
-    loads = loads_recorded(monkeypatch)
+    loads = record_jpeg_loads(monkeypatch)
 
     result = resize_image(io.BytesIO(data), ResizeSpec(box=BOX))
 
