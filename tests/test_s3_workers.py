@@ -219,9 +219,7 @@ def test_two_worker_hosts_drain_a_backlog_on_their_own_queue(
     assert [image.attempts for image in done] == [1] * len(done)
     assert decodes() == Counter({image.sha256: 1 for image in done})
     outputs = {name for image in done for name in image.output_names()}
-    written = puts(moto, offset)
-    assert set(written) == outputs
-    assert sorted(written.values()) == [1] * len(outputs), written
+    assert puts(moto, offset) == Counter(dict.fromkeys(outputs, 1))
     originals = {str(image.original.name) for image in done}
     assert s3.keys(moto_url) == sorted(originals | outputs)
     # Neither host kept a file on its own disk.
@@ -260,9 +258,7 @@ def test_a_duplicate_task_on_the_other_host_does_not_process_the_image_again(
     assert counted("claimed") == Counter({str(done.pk): 1})
     assert done.attempts == 1
     assert list(decodes().values()) == [1]
-    written = puts(moto, offset)
-    assert set(written) == set(done.output_names())
-    assert sorted(written.values()) == [1] * len(written), written
+    assert puts(moto, offset) == Counter(dict.fromkeys(done.output_names(), 1))
 
 
 def test_twin_rows_resized_at_once_on_two_hosts_write_each_output_once(
@@ -286,6 +282,4 @@ def test_twin_rows_resized_at_once_on_two_hosts_write_each_output_once(
 
     assert [image.status for image in done] == [Status.DONE] * 2
     assert {image.resized.name for image in done} == {done[0].resized.name}
-    written = puts(moto, offset)
-    assert set(written) == set(done[0].output_names())
-    assert sorted(written.values()) == [1] * len(written), written
+    assert puts(moto, offset) == Counter(dict.fromkeys(done[0].output_names(), 1))
