@@ -121,8 +121,7 @@ def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
     ``image`` is given the values written, as a read of the row would (the
     ``image_processed`` signal sends it)."""
     old_outputs = image.output_names()
-    done = {
-        "status": Status.DONE,
+    fields = {
         "error": "",
         "error_code": "",
         "error_params": {},
@@ -131,11 +130,9 @@ def _finish(image: UploadedImage, result: dict[str, Any]) -> str:
         "updated": timezone.now(),
         **_fields(result),
     }
-    moved = UploadedImage.objects.transition(
-        image.pk, Status.DONE, **{k: v for k, v in done.items() if k != "status"}
-    )
+    moved = UploadedImage.objects.transition(image.pk, Status.DONE, **fields)
     if moved:
-        for name, value in done.items():
+        for name, value in {"status": Status.DONE, **fields}.items():
             setattr(image, name, value)
     if not _tidy_after(old_outputs, result, moved=moved):
         return "skipped"
