@@ -84,22 +84,27 @@ def _resize_ycbcr(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     """
     if im.size == size:
         return im
-    # One plane at a time (not split()): one full-size plane in memory, not three.
-    planes = [im.getchannel(0).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)]
+    luma = im.getchannel(0).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
     half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
     # Chroma sample i stands for output pixels 2i and 2i + 1. Where a side of
     # the output is odd, the last sample's second pixel lies one output pixel
     # beyond the picture (an encoder repeats the edge there): the box the
     # planes are resampled from reaches that far, so the samples line up.
-    # In the coordinates of a plane after reduce(2), which halves them.
+    # In the coordinates of the image after reduce(2), which halves them.
     box = (im.width * half[0] / size[0], im.height * half[1] / size[1])
-    for band in (1, 2):
-        # reduce() by 2 first (a 2x2 average), BICUBIC for the rest.
-        chroma = _edge_repeated(im.getchannel(band).reduce(2), box)
-        chroma = chroma.resize(half, Image.Resampling.BICUBIC, box=(0, 0, *box))
-        chroma = chroma.resize((half[0] * 2, half[1] * 2), Image.Resampling.NEAREST)
-        planes.append(chroma if chroma.size == size else chroma.crop((0, 0, *size)))
-    return Image.merge("YCbCr", planes)
+    # reduce() by 2 first (a 2x2 average), BICUBIC for the rest, then doubled.
+    # The three bands go through together (Pillow resamples each band alike,
+    # so the chroma comes out as it would alone); the luma band, resampled at
+    # half the size on the way, is then replaced by the full-size luma.
+    chroma = _edge_repeated(im.reduce(2), box)
+    chroma = chroma.resize(half, Image.Resampling.BICUBIC, box=(0, 0, *box))
+    out = chroma.resize((half[0] * 2, half[1] * 2), Image.Resampling.NEAREST)
+    if out.size != size:
+        out = out.crop((0, 0, *size))
+    out.load()
+    # In place, one band (as Image.putalpha does): no merge into a new image.
+    out.im.putband(luma.im, 0)
+    return out
 
 
 def _edge_repeated(plane: Image.Image, extent: tuple[float, float]) -> Image.Image:
