@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.db import close_old_connections
 
 from . import failures, queue, results, worker
 from .files import TransientError
@@ -25,6 +28,24 @@ RETRY_MAX_DELAY = 300
 MAX_RETRIES = 3
 
 
+@contextmanager
+def _database_connections() -> Iterator[None]:
+    """Treat the database connections as Django treats them around a request.
+
+    Celery's Django fixup closes every connection before and after each task,
+    unless ``CELERY_DB_REUSE_MAX`` is set (``celery_config.RECOMMENDED`` sets
+    it): then it leaves them open, and nothing would close one that broke or
+    outlived ``CONN_MAX_AGE``. Before and after each task of the app, the
+    connections that did are closed (Django's ``close_old_connections``), and
+    the others are kept, so a worker does not pay a new connection per image.
+    """
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
+
+
 @shared_task(
     bind=True,
     name="django_image_sync.resize_image",
@@ -35,6 +56,11 @@ MAX_RETRIES = 3
 )
 def resize_image(self: Any, image_id: int, force: bool = False) -> str:
     """Resize one uploaded image; safe to run more than once for the same id."""
+    with _database_connections():
+        return _resize_image(self, image_id, force)
+
+
+def _resize_image(self: Any, image_id: int, force: bool) -> str:
     try:
         return worker.process_image(image_id, force=force)
     except SoftTimeLimitExceeded:
@@ -76,6 +102,11 @@ def refresh_outputs(self: Any, image_id: int) -> str:
     A failure leaves the image done with its old outputs, which keep being
     served; running the backfill again tries it again.
     """
+    with _database_connections():
+        return _refresh_outputs(self, image_id)
+
+
+def _refresh_outputs(self: Any, image_id: int) -> str:
     try:
         return worker.refresh_outputs(image_id)
     except SoftTimeLimitExceeded:
@@ -94,4 +125,5 @@ def refresh_outputs(self: Any, image_id: int) -> str:
 @shared_task(name="django_image_sync.sweep", ignore_result=True)
 def sweep(older_than: float = queue.DEFAULT_SWEEP_AGE) -> int:
     """Periodic (Celery beat) task: queue again images stuck pending or processing."""
-    return len(queue.sweep(older_than))
+    with _database_connections():
+        return len(queue.sweep(older_than))

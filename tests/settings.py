@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from django_image_sync.celery_config import RECOMMENDED
 from tests.support import s3 as _s3
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -208,6 +209,11 @@ if os.environ.get("IMAGE_SYNC_TEST_RESIZE_QUEUE"):
     CELERY_TASK_ROUTES = {
         "django_image_sync.resize_image": {"queue": os.environ["IMAGE_SYNC_TEST_RESIZE_QUEUE"]}
     }
+if os.environ.get("IMAGE_SYNC_TEST_KEEP_CONNECTIONS"):
+    # A worker that keeps its database connection between tasks, as
+    # celery_config.RECOMMENDED sets it up (tests/test_worker_connections.py).
+    DATABASES["default"].update({"CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True})
+    CELERY_DB_REUSE_MAX = RECOMMENDED["db_reuse_max"]
 if os.environ.get("IMAGE_SYNC_TEST_OVERRIDES"):
     # Settings of a worker started by a test (tests/test_backfill.py), as JSON.
     IMAGE_SYNC = {**IMAGE_SYNC, **json.loads(os.environ["IMAGE_SYNC_TEST_OVERRIDES"])}
