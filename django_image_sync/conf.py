@@ -6,6 +6,7 @@ works in tests and nothing is cached at import.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -185,6 +186,14 @@ def extra_format_names() -> tuple[str, ...]:
     """RENDITION_FORMATS as upper-case names; () where the setting is malformed (E014)."""
     raw = get("RENDITION_FORMATS")
     return tuple(str(f).upper() for f in raw) if isinstance(raw, list | tuple) else ()
+
+
+def budgets_key(spec: processing.ResizeSpec) -> str:
+    """A fingerprint of what a file is checked against before a worker decodes it
+    into ``spec``: ``MAX_PIXELS`` and :func:`cost_limits`. An upload checked
+    under the same key needs no second look in the worker."""
+    limits = sorted({"max_pixels": get("MAX_PIXELS"), **cost_limits(spec)}.items())
+    return hashlib.sha256(repr(limits).encode()).hexdigest()[:16]
 
 
 def cost_limits(spec: processing.ResizeSpec) -> dict[str, Any]:

@@ -57,13 +57,18 @@ _publish_pools: dict[tuple[Any, ...], Any] = {}
 _publish_pools_lock = threading.Lock()
 
 
-def enqueue_resize(image_id: int, *, force: bool = False) -> bool:
+def enqueue_resize(image_id: int, *, force: bool = False, budgets: str = "") -> bool:
     """Queue ``resize_image`` for an image; never raises, and returns within seconds.
 
-    Returns False when the broker could not be reached: the row stays
-    ``pending`` and the sweeper (``image_sync_sweep``) queues it later.
+    ``budgets``: ``conf.budgets_key`` of the budgets the file was just checked
+    against, if it was (the upload service's rows). Returns False when the
+    broker could not be reached: the row stays ``pending`` and the sweeper
+    (``image_sync_sweep``) queues it later.
     """
-    return _publish(RESIZE_TASK, image_id, {"force": True} if force else {})
+    kwargs: dict[str, Any] = {"force": True} if force else {}
+    if budgets:
+        kwargs["budgets"] = budgets
+    return _publish(RESIZE_TASK, image_id, kwargs)
 
 
 def enqueue_refresh(image_id: int, *, queue: str | None = None) -> bool:

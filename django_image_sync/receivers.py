@@ -17,10 +17,15 @@ def dispatch_new_image(
     """Queue the resize of a new row once its transaction commits.
 
     After commit, because a worker that picks the task up earlier would not
-    find the row; a rolled-back upload queues nothing.
+    find the row; a rolled-back upload queues nothing. A row made by the
+    upload service carries the budgets its file was checked against, which
+    go with the task.
     """
     if created and instance.status == Status.PENDING and not kwargs.get("raw"):
-        transaction.on_commit(partial(queue.enqueue_resize, instance.pk), robust=True)
+        budgets = getattr(instance, "_image_sync_budgets", "")
+        transaction.on_commit(
+            partial(queue.enqueue_resize, instance.pk, budgets=budgets), robust=True
+        )
 
 
 def delete_files(sender: type[UploadedImage], instance: UploadedImage, **kwargs: Any) -> None:

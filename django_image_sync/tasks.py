@@ -54,15 +54,19 @@ def _database_connections() -> Iterator[None]:
     ignore_result=True,
     max_retries=MAX_RETRIES,
 )
-def resize_image(self: Any, image_id: int, force: bool = False) -> str:
-    """Resize one uploaded image; safe to run more than once for the same id."""
+def resize_image(self: Any, image_id: int, force: bool = False, budgets: str = "") -> str:
+    """Resize one uploaded image; safe to run more than once for the same id.
+
+    ``budgets``: the budgets the upload checked the file against
+    (``conf.budgets_key``); when the worker's are the same, it does not
+    check the file's cost again."""
     with _database_connections():
-        return _resize_image(self, image_id, force)
+        return _resize_image(self, image_id, force, budgets)
 
 
-def _resize_image(self: Any, image_id: int, force: bool) -> str:
+def _resize_image(self: Any, image_id: int, force: bool, budgets: str) -> str:
     try:
-        return worker.process_image(image_id, force=force)
+        return worker.process_image(image_id, force=force, budgets=budgets)
     except SoftTimeLimitExceeded:
         # Raised in this process when the message's soft limit (queue.enqueue_resize sets
         # PROCESSING_TIME_LIMIT) runs out: retrying the same bytes cannot help.

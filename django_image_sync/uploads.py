@@ -66,6 +66,8 @@ class CheckedFile:
     md5: str | None = None
     sha256: str | None = None
     duplicate: UploadedImage | None = None
+    #: ``conf.budgets_key`` of the budgets the file was checked against ("": unknown).
+    budgets: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,15 @@ def _check_one(fileobj: IO[bytes], name: str, scope: str) -> CheckedFile:
             size=size,
         )
         return CheckedFile(fileobj, name, info, md5, sha256, duplicate=existing)
+    spec = conf.resize_spec()
     info = processing.inspect_image(
         fileobj,
         allowed_formats=conf.get("ALLOWED_FORMATS"),
         max_pixels=conf.get("MAX_PIXELS"),
         max_bytes=conf.get("MAX_FILE_SIZE"),
-        **conf.cost_limits(conf.resize_spec()),
+        **conf.cost_limits(spec),
     )
-    return CheckedFile(fileobj, name, info, md5, sha256)
+    return CheckedFile(fileobj, name, info, md5, sha256, budgets=conf.budgets_key(spec))
 
 
 def _real_owner(owner: Any) -> Any:
@@ -232,6 +235,9 @@ def _store_one(item: CheckedFile, owner: Any, scope: str, written: list[str]) ->
         size=item.info.size,
         owner=owner,
     )
+    # Sent with the resize task (receivers.dispatch_new_image): a worker with
+    # the same budgets does not check the file's cost a second time.
+    image._image_sync_budgets = item.budgets  # type: ignore[attr-defined]
     try:
         with transaction.atomic():
             image.save()

@@ -51,13 +51,16 @@ def claim(image_id: int, image: UploadedImage | None = None) -> UploadedImage | 
 RENDER_LOCK_WAIT = 30.0
 
 
-def process_image(image_id: int, *, force: bool = False) -> str:
+def process_image(image_id: int, *, force: bool = False, budgets: str = "") -> str:
     """Run the worker path for one image. Returns the image's status afterwards.
 
     Idempotent: a done or failed image is left alone. A result cached for the
     same content and settings (or held by a twin row) is reused without
     decoding. ``force`` skips both and writes every output again (used by
-    "reprocess"). Raises :class:`TransientError` for failures worth a retry.
+    "reprocess"). ``budgets`` is ``conf.budgets_key`` of the budgets the file
+    was checked against at upload: when the worker's are the same, the file's
+    cost is not checked a second time. Raises :class:`TransientError` for
+    failures worth a retry.
 
     Once across hosts: a run holds its content's render lock (``results.lock``,
     in the shared cache) from its claim to its end. A duplicate delivery of the
@@ -79,10 +82,10 @@ def process_image(image_id: int, *, force: bool = False) -> str:
         claimed = claim(image_id, image)
         if claimed is None:
             return "skipped"
-        return _process(claimed, force=force)
+        return _process(claimed, force=force, budgets=budgets)
 
 
-def _process(image: UploadedImage, *, force: bool) -> str:
+def _process(image: UploadedImage, *, force: bool, budgets: str = "") -> str:
     max_attempts = conf.get("MAX_ATTEMPTS")
     if image.attempts > max_attempts:
         return fail_image(
@@ -103,7 +106,7 @@ def _process(image: UploadedImage, *, force: bool) -> str:
             if known is not None:
                 outcome = _finish(image, known)
     if outcome is None:
-        made = _render(image, plan, force=force)
+        made = _render(image, plan, force=force, budgets=budgets)
         if isinstance(made, Failure):
             return fail_image(image.pk, made.message, code=made.code, params=made.params)
         with results.content_lock(image.sha256):
@@ -232,12 +235,14 @@ def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> di
 
 
 def _render(
-    image: UploadedImage, plan: processing.RenditionPlan, *, force: bool
+    image: UploadedImage, plan: processing.RenditionPlan, *, force: bool, budgets: str = ""
 ) -> tuple[processing.Rendered, dict[str, dict[str, Any]]] | Failure:
     """Read the original once and make every output of ``plan`` from one decode.
 
     Returns the outputs and those the row already has (by name, not encoded
-    again), or a message saying why the image cannot be processed.
+    again), or a message saying why the image cannot be processed. The file's
+    cost is checked first, unless it was checked against the same budgets
+    (``budgets``, from the upload).
     """
     try:
         with image_storage.open(str(image.original.name), "rb") as fh:
@@ -246,7 +251,8 @@ def _render(
         raise
     except Exception as exc:
         raise TransientError(f"cannot read the original {image.original.name}: {exc}") from exc
-    too_costly = _over_budget(data, plan.main)
+    checked = bool(budgets) and budgets == conf.budgets_key(plan.main)
+    too_costly = None if checked else _over_budget(data, plan.main)
     if too_costly is not None:
         return Failure(
             f"{image.original_name}: {too_costly.message}",

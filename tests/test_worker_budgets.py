@@ -10,6 +10,7 @@ the estimate the upload was accepted on. Times are reported, not asserted.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image
 
-from django_image_sync import processing, queue, services, tasks
+from django_image_sync import conf, processing, queue, services, tasks, worker
 from django_image_sync.models import Status, UploadedImage
 from django_image_sync.processing import costs
 from django_image_sync.processing.backends import pillow as pillow_backend
@@ -76,6 +77,58 @@ def test_budget_lowered_after_upload_fails_the_image_without_decoding(settings, 
     )
 
 
+def queued_budgets(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """What each upload's resize task is queued with as ``budgets`` (not queued)."""
+    sent: list[str] = []
+    monkeypatch.setattr(
+        queue, "enqueue_resize", lambda image_id, **kwargs: sent.append(kwargs["budgets"])
+    )
+    return sent
+
+
+def test_an_upload_queues_its_resize_with_the_budgets_it_was_checked_against(settings, monkeypatch):
+    sent = queued_budgets(monkeypatch)
+    upload_one(jpeg_bytes((120, 90), seed=31), "a.jpg")
+    settings.IMAGE_SYNC = {"MAX_JPEG_SCANS": 20}
+    upload_one(jpeg_bytes((120, 90), seed=32), "b.jpg")
+    settings.IMAGE_SYNC = {"MAX_DECODE_MEMORY": 300 * costs.MiB}
+    upload_one(jpeg_bytes((120, 90), seed=33), "c.jpg")
+
+    assert sent[2] == conf.budgets_key(conf.resize_spec())
+    settings.IMAGE_SYNC = {}
+    assert sent[0] == conf.budgets_key(conf.resize_spec())
+    # Each budget is part of the key: a worker with other budgets checks again.
+    assert len(set(sent)) == 3
+
+
+def test_a_worker_with_the_uploads_budgets_does_not_check_the_file_again(settings, monkeypatch):
+    sent = queued_budgets(monkeypatch)
+    looks: list[bytes] = []
+    second_look = worker._over_budget
+
+    def counted(data: bytes, spec: processing.ResizeSpec) -> processing.ImageProblem | None:
+        looks.append(data)
+        return second_look(data, spec)
+
+    monkeypatch.setattr(worker, "_over_budget", counted)
+    checked = upload_one(progressive_jpeg((300, 200), 40), "checked.jpg")
+    assert services.process_image(checked.pk, budgets=sent[0]) == Status.DONE
+    assert looks == []
+
+    # Queued by the sweeper or "reprocess": no budgets, the file is looked at.
+    unknown = upload_one(progressive_jpeg((300, 210), 40), "unknown.jpg")
+    assert services.process_image(unknown.pk) == Status.DONE
+    assert len(looks) == 1
+
+    # Budgets lowered since the upload: the key no longer matches, and the
+    # worker refuses the file before decoding it.
+    lowered = upload_one(progressive_jpeg((300, 220), 40), "lowered.jpg")
+    settings.IMAGE_SYNC = {"MAX_JPEG_SCANS": 20}
+    assert services.process_image(lowered.pk, budgets=sent[2]) == Status.FAILED
+    assert len(looks) == 2
+    assert UploadedImage.objects.get(pk=lowered.pk).error_code == "max_jpeg_scans"
+
+
 @pytest.mark.db_independent  # storage, broker and worker behaviour: once, not per database
 def test_image_past_the_time_limit_ends_failed_and_is_not_redelivered(celery_worker, settings):
     # 50 MP, 100 scans: inside every budget, about 2.7 s of decoding here.
@@ -107,7 +160,7 @@ def test_each_resize_task_carries_the_per_image_time_limits(settings, monkeypatc
     # No worker of this test consumes the queue: publish to a queue of its own.
     monkeypatch.setitem(queue.current_app.conf, "task_default_queue", f"{name}-limits")
     try:
-        assert queue.enqueue_resize(987654) is True
+        assert queue.enqueue_resize(987654, budgets="0123abcd") is True
         raw = client.lpop(f"{name}-limits")
     finally:
         client.delete(f"{name}-limits")
@@ -115,6 +168,8 @@ def test_each_resize_task_carries_the_per_image_time_limits(settings, monkeypatc
     message = json.loads(raw)
     assert message["headers"]["task"] == "django_image_sync.resize_image"
     assert message["headers"]["timelimit"] == [45 + queue.HARD_TIME_LIMIT_GRACE, 45]
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([987654], {"budgets": "0123abcd"})
 
 
 # -- the largest accepted file of each kind, measured in a real worker ----------------
