@@ -9,6 +9,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from . import conf, files, processing, queue, results
@@ -72,7 +73,13 @@ def process_image(image_id: int, *, force: bool = False, budgets: str = "") -> s
     every deletion of that content's unreferenced files, so neither undoes the
     other.
     """
-    image = UploadedImage.objects.filter(pk=image_id).first()
+    # Read with whether any other row holds the same content: when none does,
+    # no twin's result can be reused (_known) and none is looked for. A twin
+    # uploaded and done after this read left its result in the shared cache,
+    # where it is found; were that lost too, the content would be rendered
+    # again, which costs time but nothing else.
+    others = UploadedImage.objects.filter(sha256=OuterRef("sha256")).exclude(pk=OuterRef("pk"))
+    image = UploadedImage.objects.filter(pk=image_id).annotate(twins=Exists(others)).first()
     if image is None or image.status not in (Status.PENDING, Status.PROCESSING):
         return "skipped"
     hold = conf.get("PROCESSING_TIME_LIMIT") + queue.HARD_TIME_LIMIT_GRACE
@@ -225,7 +232,9 @@ def _tidy_after(old_outputs: list[str], result: dict[str, Any], *, moved: bool) 
 def _known(image: UploadedImage, plan: processing.RenditionPlan, key: str) -> dict[str, Any] | None:
     """A result made before for the same content and settings (the cache, or a twin
     row), if every one of its files is still stored."""
-    result = results.cached_result(key, plan) or results.known_result(image, plan)
+    result = results.cached_result(key, plan)
+    if result is None and getattr(image, "twins", True):
+        result = results.known_result(image, plan)
     if result is not None and not all(files.still_stored(name) for name in _names(result)):
         # The cache (or a row) outlived a file: a deletion whose cache clean-up
         # failed, or a per-process cache. Make the outputs again.

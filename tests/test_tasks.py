@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.cache import caches
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from PIL import Image, ImageChops, ImageStat
 
 from django_image_sync import conf, processing, results, services
@@ -244,6 +245,20 @@ def test_without_the_cache_a_done_twin_still_saves_the_resize(alice, bob, resize
     mine, theirs = fresh(mine.pk), fresh(theirs.pk)
     assert theirs.resized.name == mine.resized.name
     assert (theirs.resized_width, theirs.resized_height) == (1920, 960)
+
+
+@pytest.mark.django_db
+def test_content_no_other_row_holds_is_processed_without_looking_for_twins(resize_calls):
+    image = upload_one(jpeg_bytes((800, 600), seed=110))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert services.process_image(image.pk) == Status.DONE
+
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+    # The row itself, read with whether another row holds its content; no
+    # second read for a twin's result (there is none to find).
+    assert len(reads) == 1, reads
+    assert len(resize_calls) == 1
 
 
 @pytest.mark.django_db
