@@ -192,18 +192,26 @@ def sweep(older_than: float, *, limit: int = 500) -> list[int]:
 
 
 def reprocess(images: Iterable[UploadedImage]) -> int:
-    """Start images over (admin action); each is dispatched after commit."""
+    """Start images over (admin action); each is dispatched after commit.
+
+    Done, failed and processing images, and pending ones waiting for their next
+    try after temporary failures (which are tried now); a pending image already
+    queued is left alone."""
     count = 0
+    fresh: dict[str, Any] = {
+        "error": "",
+        "error_code": "",
+        "error_params": {},
+        "attempts": 0,
+        "retry_at": None,
+        "retrying_since": None,
+    }
     for image in images:
-        if UploadedImage.objects.transition(
-            image.pk,
-            Status.PENDING,
-            error="",
-            error_code="",
-            error_params={},
-            attempts=0,
-            retry_at=None,
-            retrying_since=None,
+        waiting = UploadedImage.objects.filter(
+            pk=image.pk, status=Status.PENDING, retry_at__isnull=False
+        )
+        if UploadedImage.objects.transition(image.pk, Status.PENDING, **fresh) or waiting.update(
+            updated=timezone.now(), **fresh
         ):
             transaction.on_commit(partial(enqueue_resize, image.pk, force=True), robust=True)
             count += 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
 from django_image_sync import services
@@ -107,6 +109,28 @@ def test_reprocess_leaves_a_pending_image_alone(admin_client, images):
     assert response.status_code == 200
     assertContains(response, "0 images queued for reprocessing.")
     assert UploadedImage.objects.get(pk=pending.pk).status == "pending"
+
+
+def test_reprocess_tries_an_image_waiting_after_temporary_failures_now(
+    admin_client, images, django_capture_on_commit_callbacks
+):
+    waiting = images["pending"]
+    UploadedImage.objects.filter(pk=waiting.pk).update(
+        retry_at=timezone.now() + timedelta(minutes=20),
+        retrying_since=timezone.now() - timedelta(minutes=20),
+        attempts=3,
+        error="cannot store the resized file: storage down",
+        error_code="retrying",
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            CHANGELIST, {"action": "reprocess", "_selected_action": [waiting.pk]}, follow=True
+        )
+    assertContains(response, "1 image queued for reprocessing.")
+    row = UploadedImage.objects.get(pk=waiting.pk)
+    assert (row.status, row.error, row.attempts) == ("pending", "", 0)
+    assert (row.retry_at, row.retrying_since) == (None, None)
+    assert len(callbacks) == 1
 
 
 def test_no_add_permission(admin_client, images):
