@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
 from django_image_sync import services
@@ -309,6 +312,35 @@ def test_detail_page_shows_the_image(alice_client, alice):
     assert elements(response.content.decode(), "img") == []
     [figure] = figures(response)
     assert figure["data-image-sync-poll"] == f"/api/images/{pending.pk}/"
+
+
+def test_detail_page_labels_a_waiting_image_s_message_and_shows_its_next_try(alice_client, alice):
+    waiting, failed = make_rows(alice, 2)
+    next_try = timezone.now() + timedelta(minutes=7)
+    UploadedImage.objects.filter(pk=waiting.pk).update(
+        status="pending",
+        error="cannot store the resized file: storage down",
+        error_code="retrying",
+        error_params={"detail": "storage down"},
+        retry_at=next_try,
+        retrying_since=timezone.now(),
+    )
+    UploadedImage.objects.filter(pk=failed.pk).update(status="failed", error="gave up")
+
+    def facts(pk: int) -> dict[str, str]:
+        html = alice_client.get(detail(pk)).content.decode()
+        labels = [attrs(dt).get("data-image-sync-field", "") for dt in elements(html, "dt")]
+        return dict(zip(labels, re.findall(r"<dt[^>]*>([^<]*)</dt>", html), strict=True))
+
+    shown = facts(waiting.pk)
+    assert shown["error-label"] == "Last try"
+    assert shown["next-try-label"] == "Next try"
+    html = alice_client.get(detail(waiting.pk)).content.decode()
+    assert f'<time datetime="{next_try.isoformat()}" data-image-sync-localtime>' in html
+
+    shown = facts(failed.pk)
+    assert shown["error-label"] == "Error"
+    assert "next-try-label" not in shown
 
 
 def test_detail_page_of_a_missing_image_is_404(alice_client):

@@ -289,5 +289,9 @@ def image_sync_scripts() -> dict[str, Any]:
         "strings": {
             **{value: str(label) for value, label in Status.choices},
             "statusOf": _("%(name)s: %(status)s"),
+            # The detail page's label of an image's message: why it failed,
+            # or what went wrong the last time while it is tried again.
+            "errorLabel": _("Error"),
+            "lastTryLabel": _("Last try"),
         },
     }

@@ -165,6 +165,17 @@
     field("status", statusLabel(data.status));
     field("resized", data.resized_width ? data.resized_width + "×" + data.resized_height : "");
     field("error", data.error || "");
+    var errorLabel = facts.querySelector('[data-image-sync-field="error-label"]');
+    if (errorLabel) {
+      errorLabel.textContent = data.status === "failed" ? (STATUS.errorLabel || "Error")
+        : (STATUS.lastTryLabel || "Last try");
+    }
+    // The next try is over once the image is no longer waiting for it.
+    if (data.status !== "pending") {
+      facts.querySelectorAll('[data-image-sync-field^="next-try"]').forEach(function (node) {
+        node.hidden = true;
+      });
+    }
   }
 
   function followFigures() {
