@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from django_image_sync.celery_config import RECOMMENDED
+
 SECRET_KEY = "benchmark-only-not-secret"  # noqa: S105 - a local benchmark site
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
@@ -87,16 +89,13 @@ STORAGES = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_DEFAULT_QUEUE = MARKER
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# As celery_config.RECOMMENDED: a worker keeps its database connection (CONN_MAX_AGE).
-CELERY_DB_REUSE_MAX = 1000
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+# The rest as a site takes them (docs/celery.md): JSON only, acks late, prefetch
+# 1, time limits, bounded broker connections, the database connection kept
+# between tasks (db_reuse_max). No beat runs here, so its schedule is unused.
+for _name, _value in RECOMMENDED.items():
+    globals().setdefault(f"CELERY_{_name.upper()}", _value)
 
 IMAGE_SYNC = {
     "TARGET_SIZE": (1920, 1080),
