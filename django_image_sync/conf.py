@@ -189,17 +189,20 @@ def extra_format_names() -> tuple[str, ...]:
 
 
 def budgets_key(spec: processing.ResizeSpec) -> str:
-    """A fingerprint of what a file is checked against before a worker decodes it
-    into ``spec``: ``MAX_PIXELS`` and :func:`cost_limits`. An upload checked
-    under the same key needs no second look in the worker."""
-    limits = sorted({"max_pixels": get("MAX_PIXELS"), **cost_limits(spec)}.items())
+    """A fingerprint of :func:`cost_limits`, what a file is checked against
+    before a worker decodes it into ``spec``. An upload checked under the same
+    key needs no second look in the worker."""
+    limits = sorted(cost_limits(spec).items())
     return hashlib.sha256(repr(limits).encode()).hexdigest()[:16]
 
 
 def cost_limits(spec: processing.ResizeSpec) -> dict[str, Any]:
     """The decode budgets, as keyword arguments of ``processing.inspect_image``:
-    what a worker may spend on one image resized to ``spec``."""
+    what a worker may spend on one image resized to ``spec``. The upload and the
+    worker's second look check the same ones, and :func:`budgets_key` covers
+    exactly these."""
     return {
+        "max_pixels": get("MAX_PIXELS"),
         "box": spec.box,
         "backend": spec.backend,
         "formats": extra_format_names(),

@@ -144,7 +144,6 @@ def _check_one(fileobj: IO[bytes], name: str, scope: str) -> CheckedFile:
     info = processing.inspect_image(
         fileobj,
         allowed_formats=conf.get("ALLOWED_FORMATS"),
-        max_pixels=conf.get("MAX_PIXELS"),
         max_bytes=conf.get("MAX_FILE_SIZE"),
         **conf.cost_limits(spec),
     )

@@ -378,7 +378,6 @@ def _over_budget(data: bytes, spec: processing.ResizeSpec) -> processing.ImagePr
         processing.inspect_image(
             io.BytesIO(data),
             allowed_formats=conf.SUPPORTED_INPUT_FORMATS,
-            max_pixels=conf.get("MAX_PIXELS"),
             **conf.cost_limits(spec),
         )
     except processing.ImageProblem as problem:
