@@ -201,14 +201,15 @@ def png_from_samples(
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
 
 
-def record_jpeg_loads(monkeypatch) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    """Sizes at which JPEGs are decoded (``load()`` runs after the decoder is set up)."""
+def record_loads(monkeypatch, image_class=JpegImagePlugin.JpegImageFile):  # type: ignore[no-untyped-def]
+    """Sizes at which images of ``image_class`` (JPEGs unless told) are decoded
+    (``load()`` runs after the decoder is set up)."""
     loads: list[tuple[int, int]] = []
-    original_load = JpegImagePlugin.JpegImageFile.load
+    original_load = image_class.load
 
     def recording_load(self):  # type: ignore[no-untyped-def]
         loads.append(self.size)
         return original_load(self)
 
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", recording_load)
+    monkeypatch.setattr(image_class, "load", recording_load)
     return loads

@@ -48,7 +48,7 @@ from tests.images import (
     png_bytes,
     png_chunk,
     progressive_jpeg,
-    record_jpeg_loads,
+    record_loads,
     upload,
 )
 
@@ -655,14 +655,7 @@ def test_file_cut_inside_its_header_is_corrupt(data):
 
 def test_inspecting_a_png_does_not_decode_pixels(monkeypatch):
     # The docstring promises a chunk walk with CRC checks for PNG, not a decode.
-    decoded: list[tuple[int, int]] = []
-    original = PngImagePlugin.PngImageFile.load
-
-    def recording_load(self):  # type: ignore[no-untyped-def]
-        decoded.append(self.size)
-        return original(self)
-
-    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", recording_load)
+    decoded = record_loads(monkeypatch, PngImagePlugin.PngImageFile)
     data = png_bytes((300, 200))
 
     info = inspect(data)
@@ -789,7 +782,7 @@ def test_jpeg_is_decoded_at_three_eighths(monkeypatch, big_jpeg, orientation):
         exif = Image.Exif()
         exif[0x0112] = orientation
         data = encode(opened(big_jpeg), "JPEG", quality=90, exif=exif.tobytes())
-    loads = record_jpeg_loads(monkeypatch)
+    loads = record_loads(monkeypatch)
 
     result = resize_image(io.BytesIO(data), ResizeSpec(box=(1920, 1080)))
 
@@ -802,7 +795,7 @@ def test_jpeg_is_decoded_at_three_eighths(monkeypatch, big_jpeg, orientation):
 
 def test_jpeg_is_decoded_at_a_quarter_when_that_covers_the_box(monkeypatch):
     data = jpeg_bytes((8000, 6000), seed=9, quality=80)
-    loads = record_jpeg_loads(monkeypatch)
+    loads = record_loads(monkeypatch)
 
     result = resize_image(io.BytesIO(data), ResizeSpec(box=(1920, 1080)))
 
@@ -1288,7 +1281,7 @@ def test_cost_model_predicts_the_size_the_jpeg_is_decoded_at(monkeypatch, size, 
     exif = Image.Exif()
     exif[0x0112] = orientation
     data = encode(Image.new("RGB", size, (20, 90, 160)), "JPEG", exif=exif.tobytes())
-    loads = record_jpeg_loads(monkeypatch)
+    loads = record_loads(monkeypatch)
     info = inspect_image(
         io.BytesIO(data), allowed_formats=["JPEG"], max_pixels=10**8, box=box, backend="pillow"
     )

@@ -20,7 +20,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 from django_image_sync.processing import ResizeSpec, fit_within, resize_image
 from django_image_sync.processing.rules import jpeg_decode_scale
-from tests.images import encode, photo_like, record_jpeg_loads
+from tests.images import encode, photo_like, record_loads
 
 BOX = (1920, 1080)
 T = Image.Transpose
@@ -95,7 +95,7 @@ def test_camera_sizes_decode_at_the_smallest_scale_covering_the_output(
     monkeypatch, size, orientation, decoded_at, output
 ):
     data = camera_jpeg(Image.new("RGB", size, (90, 120, 200)), orientation, quality=80)
-    loads = record_jpeg_loads(monkeypatch)
+    loads = record_loads(monkeypatch)
 
     result = resize_image(io.BytesIO(data), ResizeSpec(box=BOX))
 
