@@ -358,8 +358,12 @@ def drain(
     ``image``: one photo, or several taken in turn. ``main_only``: the worker
     makes the main output alone (no renditions)."""
     images = image if isinstance(image, list) else [image]
+    # The uploads are made under the worker's settings, as a site's web and
+    # worker processes share theirs: the worker then finds each file checked
+    # against its own budgets (conf.budgets_key) and does not look again.
+    env = {**s.env, "BENCH_MAIN_ONLY": "1"} if main_only else s.env
     argv = [sys.executable, "-m", "bench.site.driver", "backlog", tag, str(count)]
-    run_checked([*argv, *(str(path) for path in images)], s.env)
+    run_checked([*argv, *(str(path) for path in images)], env)
     worker_argv = [sys.executable, "-m", "celery", "-A", "bench.site.celery_app", "worker"]
     worker_argv += [f"--concurrency={processes}", "--pool=prefork", "--loglevel=INFO"]
     worker_argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -371,7 +375,7 @@ def drain(
         f"worker-{tag}",
         worker_argv,
         cwd=REPO,
-        env={**s.env, "BENCH_MAIN_ONLY": "1"} if main_only else s.env,
+        env=env,
         log=workdir / f"worker-{tag}.log",
         grace=20,
     )
