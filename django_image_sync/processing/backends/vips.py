@@ -235,16 +235,22 @@ def _avif_by_pillow(
 def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = frozenset()) -> Rendered:
     """Same contract as the Pillow backend's ``render``, with libvips.
 
-    The main size is rendered to memory once; each narrower width is resampled
-    from the next larger one (lanczos3) and every format is encoded from it.
+    The main size is rendered to memory once where more than one output reads
+    it; each narrower width is resampled from the next larger one (lanczos3)
+    and every format is encoded from it.
     """
     fileobj.seek(0)
     spec = plan.main
     # Kept referenced while libvips reads it: new_from_memory does not hold it.
     source = fileobj.read()
     level, source_mode, icc_profile = _thumbnail(source, spec)
-    level = level.copy_memory()
-    del source
+    if _main_reads(plan, (level.width, level.height), skip) > 1:
+        level = level.copy_memory()
+        del source
+    # Read once (the main output alone), the pixels are not rendered to memory
+    # first: they stream from the decoder into the encoder a strip at a time,
+    # as in resize_image, which saved 4-7 ms a photo (docs/performance.md);
+    # ``source`` stays referenced until then.
 
     def encode(level: Any, encoding: Encoding) -> bytes:
         return _encode(level, encoding, spec, source_mode, icc_profile)[0]
@@ -263,6 +269,16 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
         encode=encode,
         placeholder=placeholder,
     )
+
+
+def _main_reads(plan: RenditionPlan, size: tuple[int, int], skip: frozenset[str]) -> int:
+    """How many times :func:`render` reads the pixels at the main size: once per
+    output of that size it encodes, once for the next width down, once for a
+    placeholder made from them (no narrower width)."""
+    outputs = plan.outputs(size)
+    encoded = sum(1 for out in outputs if out.level == 0 and out.key not in skip)
+    narrower = any(out.level > 0 for out in outputs)
+    return encoded + int(narrower) + int(plan.placeholder and not narrower)
 
 
 def resize_image(fileobj: IO[bytes], spec: ResizeSpec) -> ResizeResult:
