@@ -284,14 +284,14 @@ def _check_backend(backend: Any) -> list[CheckMessage]:
                 }
             )
         ]
-    if name == "vips":
+    if name in ("vips", "auto"):
         vips_problem = _vips_problem()
         if vips_problem:
             return [
                 _error(
                     "E011",
-                    _("IMAGE_SYNC['BACKEND'] is 'vips' but pyvips cannot be used: %(problem)s")
-                    % {"problem": vips_problem},
+                    _("IMAGE_SYNC['BACKEND'] is %(value)s but pyvips cannot be used: %(problem)s")
+                    % {"value": repr(name), "problem": vips_problem},
                     _(
                         "pip install django-image-sync[vips] (pyvips and pyvips-binary, "
                         "a self-contained libvips)."

@@ -53,8 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 24,
     # How many times a task may claim one image before it is marked failed.
     "MAX_ATTEMPTS": 5,
-    # The worker's resize pipeline: "pillow", or "vips" (libvips through pyvips,
-    # faster on PNG; needs `pip install django-image-sync[vips]`).
+    # The worker's resize pipeline: "pillow"; "vips" (libvips through pyvips,
+    # faster on PNG); or "auto" (per file, whichever of the two is faster: the
+    # fastest on camera photos). The last two need `pip install django-image-sync[vips]`.
     "BACKEND": "pillow",
     # Most memory, in bytes, that resizing one accepted image may need on the
     # chosen backend, estimated at upload from the file's header (None: no limit).

@@ -208,6 +208,9 @@ def _check_format_options(options: Any) -> list[CheckMessage]:
 
 def _cannot_write(backend: str, format_name: str) -> str | None:
     """Why ``backend`` cannot write ``format_name`` here, if it cannot."""
+    if backend == "auto":
+        # Either backend may make a file's outputs: both must be able to.
+        return _cannot_write("pillow", format_name) or _cannot_write("vips", format_name)
     feature = {"AVIF": "avif", "WEBP": "webp"}.get(format_name)
     # AVIF goes through Pillow's encoder on both backends (see backends/vips.py).
     on_pillow = backend == "pillow" or format_name == "AVIF"

@@ -320,25 +320,27 @@ def test_pillow_backend_produces_no_messages(backend):
     assert messages_for(BACKEND=backend) == []
 
 
-def test_vips_backend_produces_no_messages_where_pyvips_works():
+@pytest.mark.parametrize("backend", ["vips", "auto"])
+def test_vips_backend_produces_no_messages_where_pyvips_works(backend):
     try:
         import pyvips  # noqa: F401
     except (ImportError, OSError) as exc:
         pytest.skip(f"pyvips cannot be loaded here: {exc}")
-    assert messages_for(BACKEND="vips") == []
+    assert messages_for(BACKEND=backend) == []
 
 
 @pytest.mark.parametrize("backend", ["magick", "", None, 1, ["vips"]])
 def test_e011_unknown_backend(backend):
     message = only(messages_for(BACKEND=backend), "E011")
     assert repr(backend) in message.msg
-    assert "'pillow', 'vips'" in message.msg
+    assert "'pillow', 'vips', 'auto'" in message.msg
 
 
-def test_e011_vips_backend_without_pyvips(monkeypatch):
+@pytest.mark.parametrize("backend", ["vips", "auto"])
+def test_e011_vips_backend_without_pyvips(monkeypatch, backend):
     monkeypatch.setitem(sys.modules, "pyvips", None)  # as without the extra: ImportError
-    message = only(messages_for(BACKEND="vips"), "E011")
-    assert "pyvips cannot be used" in message.msg
+    message = only(messages_for(BACKEND=backend), "E011")
+    assert f"IMAGE_SYNC['BACKEND'] is '{backend}' but pyvips cannot be used" in message.msg
     assert "pip install django-image-sync[vips]" in message.hint
 
 

@@ -35,7 +35,8 @@ from tests.support.media import media_root, stored_files
 try:
     import pyvips
 
-    from django_image_sync.processing.backends import vips
+    from django_image_sync.processing.backends import auto, vips
+    from django_image_sync.processing.backends import pillow as pillow_backend
 except (ImportError, OSError) as exc:  # pyvips, or the libvips library it loads
     pytest.skip(f"the libvips backend cannot be loaded: {exc}", allow_module_level=True)
 
@@ -594,12 +595,17 @@ def test_backend_is_part_of_the_spec_key_and_pillows_key_is_unchanged():
     raw = f"v{processing.PIPELINE_VERSION}:1920x1080:JPEG:q85:bg255,255,255"
     assert pillow.key == hashlib.sha256(raw.encode()).hexdigest()[:12]
     assert processing.ResizeSpec(box=(1920, 1080), backend="pillow").key == pillow.key
-    assert processing.ResizeSpec(box=(1920, 1080), backend="vips").key not in (pillow.key, "")
+    vips_key = processing.ResizeSpec(box=(1920, 1080), backend="vips").key
+    assert vips_key not in (pillow.key, "")
+    auto_key = processing.ResizeSpec(box=(1920, 1080), backend="auto").key
+    assert auto_key not in (pillow.key, vips_key, "")
 
 
 def test_resizer_for_names_each_backend():
     assert processing.resizer_for("pillow") is processing.resize_image
     assert processing.resizer_for("vips") is vips.resize_image
+    assert processing.resizer_for("auto") is auto.resize_image
+    assert processing.renderer_for("auto") is auto.render
     with pytest.raises(ValueError, match="unknown processing backend 'magick'"):
         processing.resizer_for("magick")
 
@@ -681,7 +687,117 @@ def test_a_real_file_object_is_read_safely(tmp_path):
             single = vips.resize_image(fh, spec)
         with path.open("rb") as fh:
             rendered = vips.render(fh, plan)
+        with path.open("rb") as fh:
+            streamed = vips.render(fh, processing.RenditionPlan(spec))  # read while encoding
         junk = [bytes(1 << 20) for _ in range(8)]  # reuse of freed memory, if any
         del junk
         assert Image.open(io.BytesIO(single.data)).size == (1620, 1080)
+        assert streamed.main.data == single.data
         assert [o.planned.width for o in rendered.outputs] == [1620, 480]
+
+
+def test_render_of_the_main_output_alone_streams_it_into_the_encoder(monkeypatch):
+    """Read once, the main size is not rendered to memory first (4-7 ms a photo);
+    read by several outputs, it is, once, so the file is decoded once."""
+    copies: list[tuple[int, int]] = []
+    copy_memory = pyvips.Image.copy_memory
+
+    def counted(image: pyvips.Image) -> pyvips.Image:
+        copies.append((image.width, image.height))
+        return copy_memory(image)
+
+    monkeypatch.setattr(pyvips.Image, "copy_memory", counted)
+    data = jpeg_bytes((2400, 1600), seed=87)
+    spec = processing.ResizeSpec(box=(1920, 1080), backend="vips")
+
+    main_only = vips.render(io.BytesIO(data), processing.RenditionPlan(spec))
+    assert copies == []
+    assert main_only.main.data == vips.resize_image(io.BytesIO(data), spec).data
+
+    webp = (processing.Encoding("WEBP"),)
+    vips.render(io.BytesIO(data), processing.RenditionPlan(spec, formats=webp))
+    assert copies == [(1620, 1080)]
+    copies.clear()
+    vips.render(io.BytesIO(data), processing.RenditionPlan(spec, widths=(480,)))
+    assert copies == [(1620, 1080), (480, 320)]
+    copies.clear()
+    # Every output of the main size already stored (skipped): not even read.
+    plan = processing.RenditionPlan(spec, placeholder=True)
+    vips.render(io.BytesIO(data), plan, frozenset({spec.key}))
+    assert copies == []
+
+
+# -- the auto backend ------------------------------------------------------------------------
+
+AUTO_CASES = {
+    # 4032x3024 into 1440x1080: Pillow decodes it at 3/8 (1512x1134).
+    "12 MP JPEG": (lambda: jpeg_bytes((4032, 3024), seed=81), "pillow"),
+    # 1620x1080 wanted; 1/2 (1200x800) does not cover it: decoded whole.
+    "2400x1600 JPEG": (lambda: jpeg_bytes((2400, 1600), seed=83), "vips"),
+    # The same pixels turned by EXIF 6: 720x1080 wanted, which 1/2 covers.
+    "2400x1600 JPEG, EXIF 6": (lambda: jpeg_bytes((2400, 1600), seed=83, orientation=6), "pillow"),
+    "2560x1600 JPEG": (lambda: jpeg_bytes((2560, 1600), seed=82), "vips"),
+    "PNG": (lambda: png_bytes((1600, 1200), seed=84), "vips"),
+}
+
+
+@pytest.mark.parametrize("case", AUTO_CASES)
+def test_auto_backend_resizes_each_file_with_the_faster_backend(case):
+    make, chosen = AUTO_CASES[case]
+    data = make()
+    spec = processing.ResizeSpec(box=(1920, 1080), backend="auto")
+    by = {
+        "pillow": pillow_backend.resize_image(io.BytesIO(data), spec),
+        "vips": vips.resize_image(io.BytesIO(data), spec),
+    }
+    assert by["pillow"].data != by["vips"].data  # so the bytes tell which one ran
+
+    assert auto.resize_image(io.BytesIO(data), spec).data == by[chosen].data
+    plan = processing.RenditionPlan(spec, widths=(480,), placeholder=True)
+    expected = {"pillow": pillow_backend.render, "vips": vips.render}[chosen](
+        io.BytesIO(data), plan
+    )
+    rendered = auto.render(io.BytesIO(data), plan)
+    assert [out.data for out in rendered.outputs] == [out.data for out in expected.outputs]
+    assert rendered.placeholder == expected.placeholder
+
+
+@pytest.mark.parametrize("case", ["12 MP JPEG", "2400x1600 JPEG, EXIF 6", "2560x1600 JPEG", "PNG"])
+def test_auto_backend_budgets_each_file_as_the_backend_it_picks(case):
+    make, chosen = AUTO_CASES[case]
+    data = make()
+
+    def needed(backend: str) -> int:
+        info = processing.inspect_image(
+            io.BytesIO(data),
+            allowed_formats=["JPEG", "PNG"],
+            max_pixels=100_000_000,
+            box=(1920, 1080),
+            backend=backend,
+        )
+        return info.decode_memory
+
+    assert needed("pillow") != needed("vips")
+    assert needed("auto") == needed(chosen)
+
+
+@pytest.mark.django_db
+def test_worker_path_with_the_auto_backend(clear_cache):
+    photo, drawing = jpeg_bytes((4032, 3024), seed=85), png_bytes((1600, 1200), seed=86)
+    main_only = {"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False}
+    with override_settings(IMAGE_SYNC={"BACKEND": "auto", **main_only}):
+        outcomes = services.upload_images(
+            [upload(photo), upload(drawing, "drawing.png", "image/png")]
+        )
+        for outcome in outcomes:
+            assert services.process_image(outcome.image.pk) == Status.DONE
+        spec = services.current_spec()
+
+    assert spec.backend == "auto"
+    for outcome, data, made_by in zip(
+        outcomes, (photo, drawing), (pillow_backend, vips), strict=True
+    ):
+        row = UploadedImage.objects.get(pk=outcome.image.pk)
+        assert row.resized.name == resized_name(row.sha256, spec.key, "jpg")
+        stored = (media_root() / row.resized.name).read_bytes()
+        assert stored == made_by.resize_image(io.BytesIO(data), spec).data

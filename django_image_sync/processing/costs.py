@@ -188,8 +188,13 @@ def outputs_memory(target: tuple[int, int], formats: tuple[str, ...]) -> int:
 def memory_needed(
     layout: SourceLayout, target: tuple[int, int], backend: str, formats: tuple[str, ...] = ()
 ) -> int:
-    """Peak bytes ``backend`` ("pillow" or "vips") adds while resizing to ``target``
-    and encoding ``formats`` (the extra formats of the renditions)."""
+    """Peak bytes ``backend`` ("pillow", "vips" or "auto") adds while resizing to
+    ``target`` and encoding ``formats`` (the extra formats of the renditions)."""
+    if backend == "auto":
+        # The auto backend's own rule (backends/auto.py): Pillow where it decodes
+        # the JPEG reduced (rules.decodes_reduced gave decoded_size), else libvips.
+        reduced = layout.decoded_size is not None and layout.decoded_size != layout.size
+        backend = "pillow" if reduced else "vips"
     decode = vips_memory(layout, target) if backend == "vips" else pillow_memory(layout)
     return max(decode, outputs_memory(target, formats)) if formats else decode
 

@@ -205,6 +205,14 @@ def _scaled(size: tuple[int, int], numerator: int, denominator: int) -> tuple[in
 JPEG_SCALES = ((1, 8), (2, 4), (3, 3), (4, 2), (8, 1))
 
 
+def stored_target(size: tuple[int, int], orientation: int, box: tuple[int, int]) -> tuple[int, int]:
+    """The output's size before it is turned upright: :func:`fit_within` of the
+    upright picture, in the orientation the pixels of ``size`` are stored in."""
+    turned = orientation in TRANSPOSING_ORIENTATIONS
+    width, height = fit_within(*((size[1], size[0]) if turned else size), box)
+    return (height, width) if turned else (width, height)
+
+
 def jpeg_decode_scale(
     size: tuple[int, int], target: tuple[int, int]
 ) -> tuple[tuple[int, int], int]:
@@ -228,3 +236,9 @@ def with_jpeg_decode_size(
     """``layout`` with the size the Pillow backend decodes that JPEG at
     (:func:`jpeg_decode_scale`; ``target`` is in the stored orientation)."""
     return dataclasses.replace(layout, decoded_size=jpeg_decode_scale(layout.size, target)[0])
+
+
+def decodes_reduced(size: tuple[int, int], target: tuple[int, int]) -> bool:
+    """Whether a JPEG of ``size`` decodes smaller than stored for ``target`` (in the
+    stored orientation): whether a scale of 1/2 or less still covers it."""
+    return jpeg_decode_scale(size, target)[0] != size

@@ -101,8 +101,8 @@ class ResizeSpec:
     format: str = "JPEG"
     quality: int = 85
     background: tuple[int, int, int] = (255, 255, 255)
-    # Which backend makes the bytes: "pillow", "vips" or a module's dotted
-    # path (see processing.backends.resizer_for).
+    # Which backend makes the bytes: "pillow", "vips", "auto" or a module's
+    # dotted path (see processing.backends.resizer_for).
     backend: str = "pillow"
 
     @property

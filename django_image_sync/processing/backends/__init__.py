@@ -1,7 +1,7 @@
 """The registry of processing backends: a resize function by name or dotted path.
 
-The only module that imports a backend. The libvips backend is imported only
-when asked for: pyvips is an optional dependency (``pip install
+The only module that imports a backend. The libvips and the auto backend are
+imported only when asked for: pyvips is an optional dependency (``pip install
 django-image-sync[vips]``), so ``ImportError`` or ``OSError`` (libvips itself
 missing) come from :func:`resizer_for` where it is absent.
 """
@@ -21,6 +21,8 @@ Renderer = Callable[[IO[bytes], RenditionPlan, frozenset[str]], Rendered]
 BACKENDS = {
     "pillow": "django_image_sync.processing.backends.pillow",
     "vips": "django_image_sync.processing.backends.vips",
+    # Per file, whichever of the two is faster (see backends/auto.py).
+    "auto": "django_image_sync.processing.backends.auto",
 }
 
 

@@ -19,9 +19,7 @@ from PIL.ImageFile import ImageFile
 from ..placeholder import BLUR_RADIUS
 from ..rendering import pillow_encode, render_plan
 from ..rules import (
-    TRANSPOSING_ORIENTATIONS,
     decoded_orientation,
-    fit_within,
     flatten,
     header_orientation,
     jpeg_decode_scale,
@@ -29,6 +27,7 @@ from ..rules import (
     open_image,
     output_mode,
     sixteen_bit_samples,
+    stored_target,
     to_workable_mode,
 )
 from ..types import Encoding, Rendered, RenditionPlan, ResizeResult, ResizeSpec
@@ -138,7 +137,7 @@ def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, byt
         if jpeg:
             _reduced_jpeg_decode(
                 source,
-                _stored_target(size, orientation, spec.box),
+                stored_target(size, orientation, spec.box),
                 ycbcr=source_mode == "RGB" and spec.format == "JPEG",
             )
         sixteen_bit = sixteen_bit_samples(source)
@@ -148,7 +147,7 @@ def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, byt
             orientation = decoded_orientation(source)
         icc_profile = source.info.get("icc_profile")
         # Resized as stored, turned upright once small.
-        target = _stored_target(size, orientation, spec.box)
+        target = stored_target(size, orientation, spec.box)
         im: Image.Image = source
         if im.mode == "YCbCr":
             im = _resize_ycbcr(im, target)
@@ -163,16 +162,6 @@ def _decode(fileobj: IO[bytes], spec: ResizeSpec) -> tuple[Image.Image, str, byt
     # Metadata travels in ``info``; drop all of it: outputs get only the profile.
     im.info = {}
     return im, source_mode, icc_profile
-
-
-def _stored_target(
-    size: tuple[int, int], orientation: int, box: tuple[int, int]
-) -> tuple[int, int]:
-    """The output's size before it is turned upright: fit_within() of the upright
-    picture, in the orientation the pixels are stored in."""
-    turned = orientation in TRANSPOSING_ORIENTATIONS
-    width, height = fit_within(*((size[1], size[0]) if turned else size), box)
-    return (height, width) if turned else (width, height)
 
 
 def _encode(
