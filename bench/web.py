@@ -351,17 +351,21 @@ def drain(
     processes: int,
     *,
     main_only: bool = False,
+    backend: str = "",
 ) -> float:
     """Queue ``count`` new images, start a worker with ``processes``; seconds to drain,
     from the first image claimed to the last one done.
 
     ``image``: one photo, or several taken in turn. ``main_only``: the worker
-    makes the main output alone (no renditions)."""
+    makes the main output alone (no renditions). ``backend``: IMAGE_SYNC's
+    BACKEND, if not the default."""
     images = image if isinstance(image, list) else [image]
     # The uploads are made under the worker's settings, as a site's web and
     # worker processes share theirs: the worker then finds each file checked
     # against its own budgets (conf.budgets_key) and does not look again.
-    env = {**s.env, "BENCH_MAIN_ONLY": "1"} if main_only else s.env
+    env = {**s.env, "BENCH_MAIN_ONLY": "1"} if main_only else dict(s.env)
+    if backend:
+        env["BENCH_BACKEND"] = backend
     argv = [sys.executable, "-m", "bench.site.driver", "backlog", tag, str(count)]
     run_checked([*argv, *(str(path) for path in images)], env)
     worker_argv = [sys.executable, "-m", "celery", "-A", "bench.site.celery_app", "worker"]
@@ -444,17 +448,27 @@ def camera_mix_benchmark(
     s: Site, workdir: Path, images: list[Path], copies: int, rounds: int
 ) -> dict[str, object]:
     """A backlog of camera photos of many sizes drained by one worker process
-    (concurrency 1), main output only and with the default renditions, against a
-    pyvips loop and a naive Pillow loop over the same files in the same run.
+    (concurrency 1), main output only (on the default Pillow backend, then on
+    the auto backend) and with the default renditions, against a pyvips loop
+    and a naive Pillow loop over the same files in the same run.
 
-    Each round runs the four one after the other; each keeps its fastest round.
+    Each round runs the five one after the other; each keeps its fastest round.
     Images/s ratios are worker / loop (the loops' seconds over the worker's).
     """
     files = images * copies
     count = len(files)
-    seconds: dict[str, list[float]] = {"main": [], "renditions": [], "pyvips": [], "naive": []}
+    seconds: dict[str, list[float]] = {
+        "main": [],
+        "auto": [],
+        "renditions": [],
+        "pyvips": [],
+        "naive": [],
+    }
     for index in range(rounds):
         seconds["main"].append(drain(s, workdir, f"m0r{index}", count, images, 1, main_only=True))
+        seconds["auto"].append(
+            drain(s, workdir, f"m2r{index}", count, images, 1, main_only=True, backend="auto")
+        )
         seconds["pyvips"].append(loop_seconds("pyvips", files, workdir))
         seconds["naive"].append(loop_seconds("naive", files, workdir))
         seconds["renditions"].append(drain(s, workdir, f"m1r{index}", count, images, 1))

@@ -106,6 +106,9 @@ IMAGE_SYNC = {
 if os.environ.get("BENCH_MAIN_ONLY") == "1":
     # The main output alone, as before renditions: the worker part's baseline.
     IMAGE_SYNC.update({"RENDITION_WIDTHS": (), "RENDITION_FORMATS": (), "PLACEHOLDER": False})
+if os.environ.get("BENCH_BACKEND"):
+    # The mix's worker with another resize backend ("auto"), web and worker alike.
+    IMAGE_SYNC["BACKEND"] = os.environ["BENCH_BACKEND"]
 
 LOGGING = {
     "version": 1,
