@@ -106,8 +106,11 @@ def _process(image: UploadedImage, *, force: bool, budgets: str = "") -> str:
     key = results.result_cache_key(image.sha256, plan.main)
     outcome = None
     # Looked up without the content's lock (most images are new), then again
-    # under it when something was found, before the row points at it.
-    if not force and _known(image, plan, key) is not None:
+    # under it when something was found, before the row points at it; not on
+    # a first attempt at content no other row holds, which nothing has made
+    # (a twin uploaded since the row was read costs a second render at worst).
+    looks = image.attempts > 1 or getattr(image, "twins", True)
+    if not force and looks and _known(image, plan, key) is not None:
         with results.content_lock(image.sha256):
             known = _known(image, plan, key)
             if known is not None:

@@ -248,7 +248,12 @@ def test_without_the_cache_a_done_twin_still_saves_the_resize(alice, bob, resize
 
 
 @pytest.mark.django_db
-def test_content_no_other_row_holds_is_processed_without_looking_for_twins(resize_calls):
+def test_content_no_other_row_holds_is_processed_without_looking_for_twins(
+    resize_calls, monkeypatch
+):
+    looked: list[str] = []
+    cached = results.cached
+    monkeypatch.setattr(results, "cached", lambda key: looked.append(key) or cached(key))
     image = upload_one(jpeg_bytes((800, 600), seed=110))
 
     with CaptureQueriesContext(connection) as queries:
@@ -256,9 +261,30 @@ def test_content_no_other_row_holds_is_processed_without_looking_for_twins(resiz
 
     reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
     # The row itself, read with whether another row holds its content; no
-    # second read for a twin's result (there is none to find).
+    # second read for a twin's result (there is none to find), and on this
+    # first attempt no look in the cache either (nothing can have made one).
     assert len(reads) == 1, reads
+    assert looked == []
     assert len(resize_calls) == 1
+
+
+@pytest.mark.django_db
+def test_a_later_attempt_reuses_the_result_an_earlier_one_cached(resize_calls):
+    image = upload_one(jpeg_bytes((800, 600), seed=111))
+    assert services.process_image(image.pk) == Status.DONE
+    done = fresh(image.pk)
+    # As if the first attempt had stored and cached its outputs, then failed to
+    # record them (the database went away): the row is processing again.
+    UploadedImage.objects.filter(pk=image.pk).update(
+        status=Status.PROCESSING, resized="", renditions=[], placeholder=""
+    )
+
+    assert services.process_image(image.pk) == Status.DONE
+
+    assert len(resize_calls) == 1  # the second attempt rendered nothing
+    again = fresh(image.pk)
+    assert (again.attempts, again.resized.name) == (2, done.resized.name)
+    assert again.renditions == done.renditions
 
 
 @pytest.mark.django_db
