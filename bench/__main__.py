@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     workdir,
                     [image.path for image in mix],
                     copies=args.mix_copies or (2 if quick else 3),
-                    rounds=args.rounds or (1 if quick else 2),
+                    rounds=args.rounds or (1 if quick else 3),
                 )
 
     info["load average at end"] = loadavg()
