@@ -5,7 +5,8 @@ A plain single-threaded loop over the files, in one fresh process: ``pyvips``
 cache off) or ``naive`` (Pillow: open, exif_transpose, resize LANCZOS to fit,
 save JPEG q85). Each output is written to OUTDIR, as the worker writes its own
 to storage. Prints one JSON line: the seconds from the start of the first image
-to the end of the last, and the count.
+to the end of the last, from the end of the first to the end of the last
+(``after_first``: the images after the first), and the count.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ def main(argv: list[str]) -> int:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    first_written = start
     for index, name in enumerate(files):
         data, _ = run(Path(name), BOX_DEFAULT, False)
         (out / f"{index}.jpg").write_bytes(data)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "count": len(files)}))
+        if not index:
+            first_written = time.perf_counter()
+    end = time.perf_counter()
+    timing = {"seconds": end - start, "after_first": end - first_written, "count": len(files)}
+    print(json.dumps(timing))
     return 0
 
 

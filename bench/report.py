@@ -417,10 +417,12 @@ def mix_section(mix: dict[str, Any]) -> tuple[str, list[Goal]]:
         for name, label in labels.items()
     ]
     text = _table(["what", "best s", "images/s", "ms/image", "every round, s"], rows)
+    timed = mix.get("timed", mix["count"])
     text += (
-        f"\nbacklog of {mix['count']} distinct photos: {', '.join(mix['images'])}, in turn;"
-        " worker timed from the first image claimed to the last done, loops from the"
-        " first image started to the last written"
+        f"\nbacklog of {mix['count']} photos: {', '.join(mix['images'])}, in turn;"
+        f" timed over the {timed} after each process's first: the worker from the first"
+        " image done to the last done (the rows' own times), the loops from the first"
+        " image written to the last written"
     )
 
     def ratio(worker: str, loop: str) -> float:
