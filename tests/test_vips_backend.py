@@ -29,7 +29,7 @@ from PIL import Image, ImageChops, ImageCms, ImageStat, JpegImagePlugin, PngImag
 import django_image_sync
 from django_image_sync import processing, services
 from django_image_sync.models import Status, UploadedImage, resized_name
-from tests.images import encode, jpeg_bytes, photo_like, png_bytes, upload
+from tests.images import encode, jpeg_bytes, photo_like, png_bytes, record_loads, upload
 from tests.support.media import media_root, stored_files
 
 try:
@@ -731,40 +731,75 @@ def test_render_of_the_main_output_alone_streams_it_into_the_encoder(monkeypatch
 
 AUTO_CASES = {
     # 4032x3024 into 1440x1080: Pillow decodes it at 3/8 (1512x1134).
-    "12 MP JPEG": (lambda: jpeg_bytes((4032, 3024), seed=81), "pillow"),
+    "12 MP JPEG": (lambda: jpeg_bytes((4032, 3024), seed=81), (1512, 1134)),
+    "grey 12 MP JPEG": (lambda: encode(photo_like((4032, 3024), "L", seed=85)), (1512, 1134)),
     # 1620x1080 wanted; 1/2 (1200x800) does not cover it: decoded whole.
-    "2400x1600 JPEG": (lambda: jpeg_bytes((2400, 1600), seed=83), "vips"),
+    "2400x1600 JPEG": (lambda: jpeg_bytes((2400, 1600), seed=83), None),
     # The same pixels turned by EXIF 6: 720x1080 wanted, which 1/2 covers.
-    "2400x1600 JPEG, EXIF 6": (lambda: jpeg_bytes((2400, 1600), seed=83, orientation=6), "pillow"),
-    "2560x1600 JPEG": (lambda: jpeg_bytes((2560, 1600), seed=82), "vips"),
-    "PNG": (lambda: png_bytes((1600, 1200), seed=84), "vips"),
+    "2400x1600 JPEG, EXIF 6": (
+        lambda: jpeg_bytes((2400, 1600), seed=83, orientation=6),
+        (1200, 800),
+    ),
+    "2560x1600 JPEG": (lambda: jpeg_bytes((2560, 1600), seed=82), None),
+    # Pillow and libvips turn CMYK into RGB differently: the libvips backend's way.
+    "CMYK 12 MP JPEG": (
+        lambda: encode(photo_like((4032, 3024), seed=86).convert("CMYK")),
+        None,
+    ),
+    "PNG": (lambda: png_bytes((1600, 1200), seed=84), None),
 }
 
 
 @pytest.mark.parametrize("case", AUTO_CASES)
-def test_auto_backend_resizes_each_file_with_the_faster_backend(case):
-    make, chosen = AUTO_CASES[case]
+def test_auto_backend_decodes_with_pillow_where_it_decodes_reduced_else_uses_libvips(
+    case, monkeypatch
+):
+    make, decoded_at = AUTO_CASES[case]
     data = make()
     spec = processing.ResizeSpec(box=(1920, 1080), backend="auto")
-    by = {
-        "pillow": pillow_backend.resize_image(io.BytesIO(data), spec),
-        "vips": vips.resize_image(io.BytesIO(data), spec),
-    }
-    assert by["pillow"].data != by["vips"].data  # so the bytes tell which one ran
-
-    assert auto.resize_image(io.BytesIO(data), spec).data == by[chosen].data
     plan = processing.RenditionPlan(spec, widths=(480,), placeholder=True)
-    expected = {"pillow": pillow_backend.render, "vips": vips.render}[chosen](
-        io.BytesIO(data), plan
-    )
+    loads = record_loads(monkeypatch)
+
     rendered = auto.render(io.BytesIO(data), plan)
-    assert [out.data for out in rendered.outputs] == [out.data for out in expected.outputs]
-    assert rendered.placeholder == expected.placeholder
+    decoded_by_pillow = list(loads)
+    by_vips = vips.render(io.BytesIO(data), plan)
+    by_pillow = pillow_backend.render(io.BytesIO(data), plan)
+
+    if decoded_at is None:
+        assert decoded_by_pillow == []  # its header read, no pixel
+        assert [out.data for out in rendered.outputs] == [out.data for out in by_vips.outputs]
+        assert rendered.placeholder == by_vips.placeholder
+    else:
+        assert decoded_by_pillow == [decoded_at]
+        # Pillow's decode, libvips' resampler and encoders: the bytes of neither
+        # backend, the pictures of both.
+        assert rendered.main.data not in (by_pillow.main.data, by_vips.main.data)
+        for out, ref in zip(rendered.outputs, by_pillow.outputs, strict=True):
+            assert out.planned == ref.planned
+            assert out.data is not None
+            assert ref.data is not None
+            with Image.open(io.BytesIO(out.data)) as made, Image.open(io.BytesIO(ref.data)) as want:
+                assert made.size == want.size == (out.planned.width, out.planned.height)
+                assert made.mode == want.mode
+                assert distance(made, want) < SAME_PICTURE
+                assert not made.getexif()
+                assert "icc_profile" not in made.info
+        assert rendered.placeholder.startswith("data:image/webp;base64,")
+    main_only = auto.render(io.BytesIO(data), processing.RenditionPlan(spec)).main.data
+    assert auto.resize_image(io.BytesIO(data), spec).data == main_only
+
+
+def test_auto_backend_keeps_the_icc_profile_as_the_others_do():
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(photo_like((4032, 3024), seed=87), icc_profile=profile)
+    spec = processing.ResizeSpec(box=(1920, 1080), backend="auto")
+    with Image.open(io.BytesIO(auto.resize_image(io.BytesIO(data), spec).data)) as out:
+        assert out.info.get("icc_profile") == profile
 
 
 @pytest.mark.parametrize("case", ["12 MP JPEG", "2400x1600 JPEG, EXIF 6", "2560x1600 JPEG", "PNG"])
-def test_auto_backend_budgets_each_file_as_the_backend_it_picks(case):
-    make, chosen = AUTO_CASES[case]
+def test_auto_backend_budgets_each_file_for_the_route_it_takes(case):
+    make, decoded_at = AUTO_CASES[case]
     data = make()
 
     def needed(backend: str) -> int:
@@ -777,8 +812,12 @@ def test_auto_backend_budgets_each_file_as_the_backend_it_picks(case):
         )
         return info.decode_memory
 
-    assert needed("pillow") != needed("vips")
-    assert needed("auto") == needed(chosen)
+    if decoded_at is None:
+        assert needed("auto") == needed("vips")
+    else:
+        # Pillow's decoded image and its copy for libvips, besides libvips' output.
+        width, height = decoded_at
+        assert needed("auto") >= needed("vips") + width * height * 7
 
 
 @pytest.mark.django_db
@@ -794,10 +833,9 @@ def test_worker_path_with_the_auto_backend(clear_cache):
         spec = services.current_spec()
 
     assert spec.backend == "auto"
-    for outcome, data, made_by in zip(
-        outcomes, (photo, drawing), (pillow_backend, vips), strict=True
-    ):
+    made = [auto.resize_image(io.BytesIO(data), spec).data for data in (photo, drawing)]
+    assert made[1] == vips.resize_image(io.BytesIO(drawing), spec).data
+    for outcome, expected in zip(outcomes, made, strict=True):
         row = UploadedImage.objects.get(pk=outcome.image.pk)
         assert row.resized.name == resized_name(row.sha256, spec.key, "jpg")
-        stored = (media_root() / row.resized.name).read_bytes()
-        assert stored == made_by.resize_image(io.BytesIO(data), spec).data
+        assert (media_root() / row.resized.name).read_bytes() == expected

@@ -193,6 +193,13 @@ LARGEST: dict[str, list[tuple[str, Callable[[], bytes]]]] = {
         ("palette PNG 36 MP", lambda: plain_png(6000, 6000, mode="P")),
         ("16-bit grey PNG 19.8 MP", lambda: plain_png(4450, 4450, mode="L", depth=16)),
     ],
+    # Decoded by Pillow at 3/8 and handed to libvips (JPEG), or by libvips (PNG).
+    "auto": [
+        ("photo-like JPEG 24 MP", lambda: jpeg_bytes((6000, 4000), seed=8)),
+        ("progressive JPEG 50 MP, 100 scans", lambda: progressive_jpeg((7070, 7070), 100)),
+        ("baseline JPEG 50 MP", lambda: flat_jpeg((7070, 7070))),
+        ("RGBA PNG 50 MP", lambda: plain_png(7070, 7070)),
+    ],
     "vips": [
         ("photo-like JPEG 24 MP", lambda: jpeg_bytes((6000, 4000), seed=8)),
         ("progressive JPEG 50 MP", lambda: progressive_jpeg((7070, 7070), 10)),

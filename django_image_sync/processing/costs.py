@@ -191,12 +191,35 @@ def memory_needed(
     """Peak bytes ``backend`` ("pillow", "vips" or "auto") adds while resizing to
     ``target`` and encoding ``formats`` (the extra formats of the renditions)."""
     if backend == "auto":
-        # The auto backend's own rule (backends/auto.py): Pillow where it decodes
-        # the JPEG reduced (rules.decodes_reduced gave decoded_size), else libvips.
-        reduced = layout.decoded_size is not None and layout.decoded_size != layout.size
-        backend = "pillow" if reduced else "vips"
-    decode = vips_memory(layout, target) if backend == "vips" else pillow_memory(layout)
+        decode = auto_memory(layout, target)
+    elif backend == "vips":
+        decode = vips_memory(layout, target)
+    else:
+        decode = pillow_memory(layout)
     return max(decode, outputs_memory(target, formats)) if formats else decode
+
+
+def auto_memory(layout: SourceLayout, target: tuple[int, int]) -> int:
+    """Peak bytes the auto backend adds while resizing this file to ``target``.
+
+    A colour or grey JPEG that Pillow decodes reduced (``decoded_size`` smaller
+    than ``size``, ``rules.decodes_reduced``): libjpeg's coefficients, Pillow's
+    decoded image (RGB at 4 bytes a pixel), the packed copy handed to libvips
+    (3), and libvips' output as in :func:`vips_memory`. Any other file: what
+    the libvips backend needs, since it goes there (``backends/auto.py``).
+    """
+    reduced = layout.decoded_size is not None and layout.decoded_size != layout.size
+    if layout.format != "JPEG" or layout.mode not in ("RGB", "L") or not reduced:
+        return vips_memory(layout, target)
+    assert layout.decoded_size is not None
+    width, height = layout.decoded_size
+    per_pixel = 4 + 3 if layout.mode == "RGB" else 1 + 1
+    return int(
+        layout.coefficient_bytes
+        + width * height * per_pixel
+        + target[0] * target[1] * 4 * 3
+        + WORKING_OVERHEAD
+    )
 
 
 def megabytes(amount: int) -> str:

@@ -33,13 +33,12 @@ from PIL import Image
 from ..placeholder import BLUR_RADIUS
 from ..rendering import pillow_encode, render_plan
 from ..rules import (
-    TRANSPOSING_ORIENTATIONS,
     exif_orientation,
-    fit_within,
     header_orientation,
     keeps_icc_profile,
     open_image,
     output_mode,
+    stored_target,
     to_workable_mode,
 )
 from ..structure import png_exif_chunks
@@ -132,13 +131,10 @@ def _thumbnail(data: bytes, spec: ResizeSpec) -> tuple[Any, str, bytes | None]:
     _, late_exif = png_exif_chunks(data)
     if late_exif is not None:
         orientation = exif_orientation(late_exif)
-    turned = orientation in TRANSPOSING_ORIENTATIONS
-    upright = (height, width) if turned else (width, height)
-    target = fit_within(upright[0], upright[1], spec.box)
-    stored_target = (target[1], target[0]) if turned else target
+    target = stored_target((width, height), orientation, spec.box)
 
     if source_mode == "CMYK":
-        image = _cmyk_thumbnail(data, (width, height), stored_target)
+        image = _cmyk_thumbnail(data, (width, height), target)
     else:
         # Shrink-on-load (JPEG), then a resize to exactly the size fit_within()
         # chose, so both backends agree to the pixel. libvips would turn the
@@ -147,8 +143,8 @@ def _thumbnail(data: bytes, spec: ResizeSpec) -> tuple[Any, str, bytes | None]:
         image = pyvips.Image.thumbnail_source(
             # Reads ``data`` in place; thumbnail_buffer would copy the file first.
             pyvips.Source.new_from_memory(data),
-            stored_target[0],
-            height=stored_target[1],
+            target[0],
+            height=target[1],
             size="force",
             no_rotate=True,
             # A damaged or cut-off file is an error, not an image with grey
@@ -156,13 +152,17 @@ def _thumbnail(data: bytes, spec: ResizeSpec) -> tuple[Any, str, bytes | None]:
             # loader (libvips 8.18), so it goes in the loader's options.
             option_string=_FAIL_ON_ERROR,
         )
-    if orientation != 1:
-        # Turning needs random access; the thumbnail is small, so render it first.
-        image = image.copy_memory()
-        image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
-        image = image.autorot()
-    image = _to_mode(image, mode)
-    return image, source_mode, icc_profile
+    return _to_mode(upright(image, orientation), mode), source_mode, icc_profile
+
+
+def upright(image: Any, orientation: int) -> Any:
+    """``image`` (small: at the output's size) turned as EXIF ``orientation`` says."""
+    if orientation == 1:
+        return image
+    # Turning needs random access; the image is small, so render it first.
+    image = image.copy_memory()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return image.autorot()
 
 
 def _encode(
@@ -204,7 +204,7 @@ def _encode(
     return output, image
 
 
-def _resized(image: Any, size: tuple[int, int], kernel: str) -> Any:
+def resized(image: Any, size: tuple[int, int], kernel: str) -> Any:
     """``image`` resized to ``size``; with alpha, premultiplied while it is resampled
     (as ``thumbnail`` and Pillow do), so transparent pixels' colour cannot bleed
     into the edges: without it a striped RGBA image got dark fringes."""
@@ -240,23 +240,45 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
     and every format is encoded from it.
     """
     fileobj.seek(0)
-    spec = plan.main
-    # Kept referenced while libvips reads it: new_from_memory does not hold it.
+    # Kept referenced while libvips reads it (until the last encode): a
+    # Source made by new_from_memory does not hold it.
     source = fileobj.read()
-    level, source_mode, icc_profile = _thumbnail(source, spec)
+    level, source_mode, icc_profile = _thumbnail(source, plan.main)
+    # Rebound here, so the decoding pipeline (and the loader's buffers) is
+    # freed once its pixels are in memory.
+    level = kept(level, plan, skip)
+    return render_pixels(level, source_mode, icc_profile, plan, skip)
+
+
+def kept(level: Any, plan: RenditionPlan, skip: frozenset[str]) -> Any:
+    """``level`` rendered to memory where more than one output reads it.
+
+    Read once (the main output alone), the pixels are not: they stream from the
+    decoder into the encoder a strip at a time, as in resize_image, which saved
+    4-7 ms a photo (docs/performance.md)."""
     if _main_reads(plan, (level.width, level.height), skip) > 1:
-        level = level.copy_memory()
-        del source
-    # Read once (the main output alone), the pixels are not rendered to memory
-    # first: they stream from the decoder into the encoder a strip at a time,
-    # as in resize_image, which saved 4-7 ms a photo (docs/performance.md);
-    # ``source`` stays referenced until then.
+        return level.copy_memory()
+    return level
+
+
+def render_pixels(
+    level: Any,
+    source_mode: str,
+    icc_profile: bytes | None,
+    plan: RenditionPlan,
+    skip: frozenset[str] = frozenset(),
+) -> Rendered:
+    """Every output of ``plan`` from ``level``, the upright pixels at the main
+    output's size in the Pillow backend's workable mode (as ``_thumbnail``
+    gives them, then :func:`kept`), with the source's Pillow mode and ICC
+    profile."""
+    spec = plan.main
 
     def encode(level: Any, encoding: Encoding) -> bytes:
         return _encode(level, encoding, spec, source_mode, icc_profile)[0]
 
     def placeholder(smallest: Any, size: tuple[int, int], quality: int) -> bytes:
-        small = _resized(smallest, size, "linear").gaussblur(BLUR_RADIUS)
+        small = resized(smallest, size, "linear").gaussblur(BLUR_RADIUS)
         return _encode(small, Encoding("WEBP", (("quality", quality),)), spec, "", None)[0]
 
     return render_plan(
@@ -265,7 +287,7 @@ def render(fileobj: IO[bytes], plan: RenditionPlan, skip: frozenset[str] = froze
         skip,
         size_of=lambda image: (image.width, image.height),
         # lanczos3 from the next larger width, rendered to memory: every format reuses it.
-        resize=lambda image, size: _resized(image, size, "lanczos3").copy_memory(),
+        resize=lambda image, size: resized(image, size, "lanczos3").copy_memory(),
         encode=encode,
         placeholder=placeholder,
     )
