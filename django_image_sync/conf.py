@@ -54,8 +54,9 @@ DEFAULTS: dict[str, Any] = {
     # How many times a task may claim one image before it is marked failed.
     "MAX_ATTEMPTS": 5,
     # The worker's resize pipeline: "pillow"; "vips" (libvips through pyvips,
-    # faster on PNG); or "auto" (per file, whichever of the two is faster: the
-    # fastest on camera photos). The last two need `pip install django-image-sync[vips]`.
+    # faster on PNG); or "auto" (each library where it is the faster: Pillow's
+    # reduced JPEG decode, libvips for the rest; the fastest on camera photos).
+    # The last two need `pip install django-image-sync[vips]`.
     "BACKEND": "pillow",
     # Most memory, in bytes, that resizing one accepted image may need on the
     # chosen backend, estimated at upload from the file's header (None: no limit).

@@ -199,6 +199,11 @@ def memory_needed(
     return max(decode, outputs_memory(target, formats)) if formats else decode
 
 
+# The Pillow modes of the JPEGs the auto backend decodes with Pillow and hands to
+# libvips (``backends/auto.py``); other JPEGs (CMYK) go to the libvips backend.
+AUTO_HANDED_OVER_MODES = ("RGB", "L")
+
+
 def auto_memory(layout: SourceLayout, target: tuple[int, int]) -> int:
     """Peak bytes the auto backend adds while resizing this file to ``target``.
 
@@ -209,7 +214,7 @@ def auto_memory(layout: SourceLayout, target: tuple[int, int]) -> int:
     the libvips backend needs, since it goes there (``backends/auto.py``).
     """
     reduced = layout.decoded_size is not None and layout.decoded_size != layout.size
-    if layout.format != "JPEG" or layout.mode not in ("RGB", "L") or not reduced:
+    if layout.format != "JPEG" or layout.mode not in AUTO_HANDED_OVER_MODES or not reduced:
         return vips_memory(layout, target)
     assert layout.decoded_size is not None
     width, height = layout.decoded_size

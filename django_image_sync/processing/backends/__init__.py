@@ -21,7 +21,7 @@ Renderer = Callable[[IO[bytes], RenditionPlan, frozenset[str]], Rendered]
 BACKENDS = {
     "pillow": "django_image_sync.processing.backends.pillow",
     "vips": "django_image_sync.processing.backends.vips",
-    # Per file, whichever of the two is faster (see backends/auto.py).
+    # Pillow's reduced JPEG decode, then libvips; else libvips (see backends/auto.py).
     "auto": "django_image_sync.processing.backends.auto",
 }
 

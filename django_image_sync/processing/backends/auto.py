@@ -24,14 +24,16 @@ from typing import IO, Any
 
 import pyvips
 
+from ..costs import AUTO_HANDED_OVER_MODES
 from ..rules import decodes_reduced, header_orientation, open_image, stored_target
 from ..types import Rendered, RenditionPlan, ResizeResult, ResizeSpec
 from . import vips
 from .pillow import _reduced_jpeg_decode
 
-# What Pillow decodes and libvips resamples: the Pillow mode, libvips' bands
-# and interpretation. Other JPEGs (CMYK) go to the libvips backend.
-_HANDED_OVER = {"RGB": (3, "srgb"), "L": (1, "b-w")}
+# libvips' bands and interpretation for each Pillow mode handed over (the modes
+# the memory estimate counts on: costs.AUTO_HANDED_OVER_MODES).
+_VIPS_FORMAT = {"RGB": (3, "srgb"), "L": (1, "b-w")}
+assert set(_VIPS_FORMAT) == set(AUTO_HANDED_OVER_MODES)
 
 
 def reduced_by_pillow(
@@ -44,7 +46,7 @@ def reduced_by_pillow(
     fileobj.seek(0)
     try:
         with open_image(fileobj, None) as source:
-            if source.format not in ("JPEG", "MPO") or source.mode not in _HANDED_OVER:
+            if source.format not in ("JPEG", "MPO") or source.mode not in AUTO_HANDED_OVER_MODES:
                 return None
             orientation = header_orientation(source)
             target = stored_target(source.size, orientation, box)
@@ -57,7 +59,7 @@ def reduced_by_pillow(
             width, height = source.size
     finally:
         fileobj.seek(0)
-    bands, interpretation = _HANDED_OVER[source_mode]
+    bands, interpretation = _VIPS_FORMAT[source_mode]
     image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
     image = image.copy(interpretation=interpretation)
     # Resized as stored, to exactly the size fit_within() chose, then turned.
